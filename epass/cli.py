@@ -1,0 +1,96 @@
+"""The `epass` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from epass import __version__
+from epass.errors import EpassError
+
+
+class _Group(click.Group):
+    """Turns every EpassError into one line on stderr and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EpassError as e:
+            click.echo(f"epass: error: {e.line()}", err=True)
+            ctx.exit(2)
+
+
+def _emit(report: dict[str, Any], as_json: bool, render) -> None:
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        click.echo(render(report))
+
+
+section_option = click.option(
+    "--section", "-s", metavar="S",
+    help="Only the programs in section S (or the program named S).",
+)
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Machine-readable output (schema in docs/json.md).")
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="epass")
+def cli() -> None:
+    """Repair and harden eBPF programs together with the Linux verifier.
+
+    Exit codes: 0 success, 1 the answer is no (rejected), 2 bad input, usage
+    or environment, 3 unknown.
+    """
+
+
+@cli.command()
+@click.argument("obj", metavar="PROG.o", type=click.Path(dir_okay=False))
+@section_option
+@json_option
+def read(obj: str, section: str | None, as_json: bool) -> None:
+    """Print each program's instructions in the kernel's pseudo-C syntax.
+
+    Subprograms are linked in as the kernel will see them; source lines come
+    from the object's BTF line info, map references are annotated.
+    """
+    from epass.commands.read import read_report, render_read
+    from epass.commands.select import select_programs
+    from epass.obj.reader import read_object
+
+    bpf_obj = read_object(obj)
+    report = read_report(bpf_obj, select_programs(bpf_obj, section))
+    _emit(report, as_json, render_read)
+
+
+@cli.command()
+@click.argument("obj", metavar="PROG.o", type=click.Path(dir_okay=False))
+@section_option
+@click.option("--log-level", type=click.IntRange(0, 2), default=1, show_default=True,
+              help="Verifier log level: 1 the failing path, 2 every state (slow, large).")
+@click.option("--log", "with_log", is_flag=True, help="Also print the whole verifier log.")
+@json_option
+def verify(obj: str, section: str | None, log_level: int, with_log: bool, as_json: bool) -> None:
+    """Load each program, with its maps, into the running kernel's verifier.
+
+    Prints accepted or rejected, the rejected instruction with its source line,
+    the error message and class, processed instructions and verification time.
+    Exit 0 when all are accepted, 1 when some are rejected.
+    """
+    from epass.commands.select import select_programs
+    from epass.commands.verify import render_verify, verify_report
+    from epass.obj.reader import read_object
+
+    bpf_obj = read_object(obj)
+    programs = select_programs(bpf_obj, section)
+    report = verify_report(bpf_obj, programs, log_level=log_level, with_log=with_log)
+    _emit(report, as_json, render_verify)
+    sys.exit(0 if report["rejected"] == 0 else 1)
+
+
+def main() -> None:
+    cli()
