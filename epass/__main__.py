@@ -1,0 +1,5 @@
+"""`python -m epass` runs the CLI."""
+
+from epass.cli import main
+
+main()
