@@ -1,0 +1,76 @@
+"""The --json output has exactly the keys docs/json.md documents."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import progs
+from cli import epass
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "json.md"
+
+
+def documented() -> dict[str, set[str]]:
+    """schema name -> keys, from the tables that follow `<!-- schema: NAME -->`."""
+    schemas: dict[str, set[str]] = {}
+    current = None
+    for line in DOC.read_text().splitlines():
+        marker = re.match(r"<!-- schema: ([\w.]+) -->", line)
+        if marker:
+            current = marker.group(1)
+            schemas[current] = set()
+        elif current and line.startswith("| `"):
+            schemas[current].add(line.split("`")[1])
+        elif current and not line.strip():
+            current = None
+    return schemas
+
+
+SCHEMAS = documented()
+
+
+def check(schema: str, value: dict, optional: frozenset[str] = frozenset()) -> None:
+    assert set(value) | (SCHEMAS[schema] & optional) == SCHEMAS[schema], schema
+
+
+def test_docs_have_the_schemas():
+    assert {"read", "read.program", "read.insn", "verify", "verify.result",
+            "verify.error"} <= set(SCHEMAS)
+
+
+@progs.skip_without_clang
+def test_read_json(built_progs):
+    run = epass("read", str(built_progs["global_data", "v3"]), "--json")
+    assert run.code == 0
+    doc = run.json()
+    check("read", doc)
+    for m in doc["maps"]:
+        check("read.map", m)
+    (prog,) = doc["programs"]
+    check("read.program", prog)
+    for f in prog["functions"]:
+        check("read.function", f)
+    assert any(i["map"] for i in prog["insns"]) and any(i["source"] for i in prog["insns"])
+    for insn in prog["insns"]:
+        check("read.insn", insn)
+        if insn["source"]:
+            check("read.source", insn["source"])
+        if insn["map"]:
+            check("read.mapref", insn["map"])
+
+
+@progs.skip_without_clang
+@pytest.mark.parametrize("flags", [(), ("--log",)])
+def test_verify_json(built_progs, bpf_permitted, flags):
+    run = epass("verify", str(built_progs["reject_null_deref", "v3"]), "--json", *flags)
+    assert run.code == 1
+    doc = run.json()
+    check("verify", doc)
+    (result,) = doc["programs"]
+    check("verify.result", result, optional=frozenset() if flags else frozenset({"log"}))
+    assert ("log" in result) == bool(flags)
+    check("verify.error", result["error"])
+    check("read.source", result["error"]["source"])
