@@ -11,21 +11,35 @@ from __future__ import annotations
 from dataclasses import replace
 
 from epass.errors import BTFError
-from epass.isa import Alu, Atomic, Insn, Load, LoadImm64, Store
+from epass.isa import Alu, Atomic, Call, CallKind, Insn, Load, LoadImm64, Store
 from epass.obj.btf import Btf
 from epass.obj.btf_ext import CoreRelo
 from epass.obj.core import resolve_core_relo
 
+# libbpf's marker: a call to this helper id means "CO-RE relocation failed here"
+POISON_HELPER_ID = 0xBAD2310
+
 
 def apply_core_relos(insns: dict[int, Insn], relos: list[CoreRelo], local: Btf,
                      target: Btf) -> int:
-    """Patch `insns` (slot -> instruction) in place; returns how many were patched."""
+    """Patch `insns` (slot -> instruction) in place; returns how many were patched.
+
+    A field or enum value the kernel lacks poisons its instruction, as libbpf
+    does: the verifier rejects it only if it is reachable, so code guarded by
+    bpf_core_field_exists() still loads.
+    """
     for relo in relos:
         insn = insns.get(relo.insn)
         if insn is None:
             raise BTFError(f"CO-RE relocation {relo.kind.name} points inside an instruction",
                            index=relo.insn)
-        result = resolve_core_relo(relo, local, target)
+        result = resolve_core_relo(relo, local, target, poison_missing=True)
+        if result.poison:
+            poison = Call(CallKind.HELPER, POISON_HELPER_ID)
+            insns[relo.insn] = poison
+            if isinstance(insn, LoadImm64):
+                insns[relo.insn + 1] = poison  # keep the slot layout
+            continue
         insns[relo.insn] = _patch(insn, relo, result.local_value, result.target_value,
                                   result.validate)
         if (result.local_size != result.target_size and isinstance(insn, Load | Store)

@@ -290,6 +290,7 @@ class _Reader:
                 apply_core_relos(code.insns, relos, self.btf, target)
             except EpassError as e:
                 raise e.at(section=sec_name) from None
+            code.insns = dict(sorted(code.insns.items()))
 
     def _functions(self) -> list[Function]:
         funcs = []
@@ -426,6 +427,8 @@ class _Reader:
             for li in ext.line_info.get(p.section, []):
                 if lo <= li.insn < hi:
                     prog.line_info.append(replace(li, insn=li.insn - lo + p.start))
+            prog.core_relos_applied += sum(
+                lo <= r.insn < hi for r in ext.core_relos.get(p.section, []))
         prog.func_info.sort(key=lambda f: f.insn)
         prog.line_info.sort(key=lambda li: li.insn)
 

@@ -1,0 +1,1 @@
+"""BPF ELF objects: sections, symbols, relocations and program kinds."""
