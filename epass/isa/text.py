@@ -198,8 +198,8 @@ _OPERAND = r"(?:" + _REG + "|(" + _NUM + "))"  # register (two groups) or immedi
 _FORMS: list[tuple[str, re.Pattern[str]]] = [
     ("exit", _re(r"exit")),
     ("call_local", _re(r"call\s+" + _OFF)),
-    ("call_kfunc", _re(r"call\s+kfunc#(\d+)(?:\s+fd_idx=(\d+))?")),
-    ("call_helper", _re(r"call\s+([A-Za-z_]\w*)?(?:#(\d+))?")),
+    ("call_kfunc", _re(r"call\s+kfunc#(-?\d+)(?:\s+fd_idx=(-?\d+))?")),
+    ("call_helper", _re(r"call\s+([A-Za-z_]\w*)?(?:#(-?\d+))?")),
     ("callx", _re(r"callx\s+r(\d+)")),
     ("goto", _re(r"(goto|gotol|may_goto)\s+" + _OFF)),
     ("jump", _re(r"if\s+" + _REG + r"\s+(" + _JMP_SYMBOLS + r")\s+" + _OPERAND
@@ -218,9 +218,9 @@ _FORMS: list[tuple[str, re.Pattern[str]]] = [
     ("ld_abs", _re(r"r0\s*=\s*\*\s*\(\s*u(8|16|32)\s*\*\s*\)\s*skb\[\s*(" + _NUM + r")\s*\]")),
     ("ld_ind", _re(r"r0\s*=\s*\*\s*\(\s*u(8|16|32)\s*\*\s*\)\s*skb\[\s*r(\d+)\s*\+\s*("
                    + _NUM + r")\s*\]")),
-    ("lddw_map", _re(r"r(\d+)\s*=\s*map\[(fd|idx):(\d+)\](?:\[0\]\s*\+\s*(" + _NUM
+    ("lddw_map", _re(r"r(\d+)\s*=\s*map\[(fd|idx):(-?\d+)\](?:\[0\]\s*\+\s*(" + _NUM
                      + r"))?(?:\s+ll)?")),
-    ("lddw_btf", _re(r"r(\d+)\s*=\s*btf_id\[(\d+)\](?:\[fd:(\d+)\])?(?:\s+ll)?")),
+    ("lddw_btf", _re(r"r(\d+)\s*=\s*btf_id\[(-?\d+)\](?:\[fd:(-?\d+)\])?(?:\s+ll)?")),
     ("lddw_func", _re(r"r(\d+)\s*=\s*func\[" + _OFF + r"\](?:\s+ll)?")),
     ("lddw", _re(r"r(\d+)\s*=\s*(" + _NUM + r")\s+ll")),
     ("alu", _re(_REG + r"\s*(" + _ALU_SYMBOLS + r")\s*" + _OPERAND)),
