@@ -200,3 +200,19 @@ def test_verify_without_bpf_permission(good):
     assert run.err.startswith("epass: error: bpf(")
     assert "is not permitted here: needs root or CAP_BPF+CAP_PERFMON+CAP_NET_ADMIN" in run.err
     assert run.err.count("\n") == 1
+
+
+def test_map_in_map_is_refused(tmp_path):
+    path = _compile(tmp_path, """
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+struct inner { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1);
+               __type(key, int); __type(value, int); } inner SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS); __uint(max_entries, 1); __type(key, int);
+         __array(values, struct inner); } outer SEC(".maps") = { .values = { &inner } };
+SEC("xdp") int prog(struct xdp_md *ctx) { return XDP_PASS; }
+char LICENSE[] SEC("license") = "GPL";
+""", name="mim")
+    _expect(["read", str(path)],
+            f"{path}: section .maps: map 'outer': attribute 'values' (map-in-map / prog-array "
+            "initial values) is not supported")
