@@ -1,0 +1,85 @@
+"""The context a program receives in r1, per program type.
+
+The context is a region of bytes. Some fields are not plain bytes: the
+kernel rewrites `ctx->data` and `ctx->data_end` loads into loads of real
+packet pointers, so here a 4-byte read of such a field yields the 64-bit
+pointer. Plain fields read and (where the kernel lets the program) write
+the bytes of the region.
+
+- XDP: `struct xdp_md` {data, data_end, data_meta, ingress_ifindex,
+  rx_queue_index, egress_ifindex}; pointers at offsets 0, 4, 8.
+- tc / socket filters: a subset of `struct __sk_buff`: pointers `data`
+  (76), `data_end` (80), `data_meta` (140); plain fields such as len (0),
+  mark (8), protocol (16), priority (32), cb[0..4] (48..67).
+- other types: raw bytes of the size given (tracing programs' pt_regs etc.).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from epass.uapi import ProgType
+
+XDP_MD_SIZE = 24
+SKB_SIZE = 192  # sizeof(struct __sk_buff) on Linux 6.x
+
+
+@dataclass(frozen=True)
+class PointerField:
+    """A context field whose load gives a pointer: into the packet at data / data_end / meta."""
+
+    offset: int
+    what: str  # "data", "data_end", "data_meta"
+
+
+@dataclass(frozen=True)
+class ContextLayout:
+    name: str
+    size: int
+    pointers: tuple[PointerField, ...] = ()
+    writable: tuple[tuple[int, int], ...] = ()  # (offset, size) ranges the program may write
+    has_packet: bool = False
+
+    def pointer_at(self, offset: int, size: int) -> PointerField | None:
+        for p in self.pointers:
+            if p.offset == offset and size == 4:
+                return p
+        return None
+
+    def may_write(self, offset: int, size: int) -> bool:
+        return any(lo <= offset and offset + size <= lo + n for lo, n in self.writable)
+
+
+XDP = ContextLayout(
+    "xdp_md", XDP_MD_SIZE,
+    pointers=(PointerField(0, "data"), PointerField(4, "data_end"), PointerField(8, "data_meta")),
+    has_packet=True,
+)
+
+SKB = ContextLayout(
+    "__sk_buff", SKB_SIZE,
+    pointers=(PointerField(76, "data"), PointerField(80, "data_end"),
+              PointerField(140, "data_meta")),
+    # mark, priority, cb[5], tc_index, tc_classid, tstamp as the kernel allows for tc
+    writable=((8, 4), (32, 4), (44, 4), (48, 20), (72, 4), (152, 8)),
+    has_packet=True,
+)
+
+RAW_CTX_SIZE = 256
+
+
+def raw_layout(size: int = RAW_CTX_SIZE) -> ContextLayout:
+    return ContextLayout("raw", size)
+
+
+SKB_TYPES = {ProgType.SCHED_CLS, ProgType.SCHED_ACT, ProgType.SOCKET_FILTER,
+             ProgType.CGROUP_SKB, ProgType.LWT_IN, ProgType.LWT_OUT, ProgType.LWT_XMIT,
+             ProgType.SK_SKB}
+
+
+def layout_for(prog_type: ProgType | int | None) -> ContextLayout:
+    if prog_type == ProgType.XDP:
+        return XDP
+    if prog_type in SKB_TYPES:
+        return SKB
+    return raw_layout()
