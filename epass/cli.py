@@ -92,5 +92,29 @@ def verify(obj: str, section: str | None, log_level: int, with_log: bool, as_jso
     sys.exit(0 if report["rejected"] == 0 else 1)
 
 
+@cli.command()
+@click.argument("directory", metavar="DIR", type=click.Path(file_okay=False))
+@click.option("--symbolic", is_flag=True,
+              help="Use the Z3 encoding (solve for r0, check it is unique) instead of the "
+                   "interpreter.")
+@click.option("--negative", is_flag=True,
+              help="Every case must be refused or fail (bpf_conformance's negative/ directory).")
+@json_option
+def conformance(directory: str, symbolic: bool, negative: bool, as_json: bool) -> None:
+    """Run a bpf_conformance directory of .data cases on epass's semantics.
+
+    Prints the cases that did not pass and a passed/failed/skipped summary.
+    Exit 0 only if nothing failed.
+    """
+    from pathlib import Path
+
+    from epass.commands.conformance import conformance_report, render_conformance
+
+    report = conformance_report(Path(directory), symbolic=symbolic, negative=negative,
+                                progress=not as_json and sys.stderr.isatty())
+    _emit(report, as_json, render_conformance)
+    sys.exit(0 if report["failed"] == 0 else 1)
+
+
 def main() -> None:
     cli()

@@ -24,7 +24,7 @@ from epass.isa import CallReg, Insn, LoadImm64, PseudoKind, helper_name, slot_co
 from epass.semantics import step as st
 from epass.semantics.domain import SYMBOLIC
 from epass.semantics.interp import CODE_BASE
-from epass.semantics.memory import MEM_BASE, STACK_BASE, STACK_SIZE, STACK_STRIDE
+from epass.semantics.memory import MEM_BASE, STACK_BASE, STACK_SIZE, STACK_STRIDE, MemoryFault
 
 MAX_CALL_FRAMES = 8
 
@@ -91,7 +91,7 @@ class SymbolicMachine:
         assert self.state is not None
         value = self.state.regs[n]
         if value is None:
-            raise st.Unsupported(f"insn {index}: read of uninitialized register r{n}")
+            raise MemoryFault(index, f"read of uninitialized register r{n}")
         return value
 
     def set_reg(self, n: int, value: Any) -> None:
