@@ -92,6 +92,50 @@ def verify(obj: str, section: str | None, log_level: int, with_log: bool, as_jso
     sys.exit(0 if report["rejected"] == 0 else 1)
 
 
+@cli.command(name="run")
+@click.argument("obj", metavar="PROG.o", type=click.Path(dir_okay=False))
+@section_option
+@click.option("--data-in", type=click.File("rb"), metavar="FILE",
+              help="Input packet bytes (default: a 74-byte Ethernet/IPv4/UDP sample).")
+@click.option("--ctx-in", type=click.File("rb"), metavar="FILE",
+              help="Initial context bytes (e.g. struct xdp_md / __sk_buff fields).")
+@click.option("--stub", "stubs", multiple=True, metavar="HELPER=VALUE",
+              help="Model a helper the interpreter does not know as returning VALUE, e.g. "
+                   "--stub bpf_get_current_pid_tgid=0x100000064 (repeatable).")
+@click.option("--kernel", is_flag=True,
+              help="Also run it in the kernel with BPF_PROG_TEST_RUN and compare r0, the "
+                   "output packet and the maps.")
+@json_option
+def run_cmd(obj: str, section: str | None, data_in, ctx_in, stubs: tuple[str, ...],
+            kernel: bool, as_json: bool) -> None:
+    """Run a program on epass's interpreter (and with --kernel, in the kernel too).
+
+    Prints r0, the output packet and reads of uninitialized stack; with
+    --kernel, any difference between the two. Exit 0 when the run ends
+    normally (and both agree), 1 on a fault or a difference.
+    """
+    from epass.commands.run import render_run, run_report
+    from epass.commands.select import select_programs
+    from epass.obj.reader import read_object
+
+    bpf_obj = read_object(obj)
+    programs = select_programs(bpf_obj, section)
+    if len(programs) > 1:
+        names = ", ".join(f"{p.section}/{p.name}" for p in programs)
+        raise EpassError(f"the object has several programs ({names}); choose one with --section",
+                         file=obj)
+    from epass.commands.run import parse_stubs
+
+    report = run_report(bpf_obj, programs[0],
+                        packet=data_in.read() if data_in else None,
+                        ctx=ctx_in.read() if ctx_in else None, kernel=kernel,
+                        stubs=parse_stubs(stubs))
+    _emit(report, as_json, render_run)
+    failed = report["interpreter"]["fault"] or report["same"] is False or (
+        report["kernel"] is not None and not report["kernel"]["accepted"])
+    sys.exit(1 if failed else 0)
+
+
 @cli.command()
 @click.argument("directory", metavar="DIR", type=click.Path(file_okay=False))
 @click.option("--symbolic", is_flag=True,

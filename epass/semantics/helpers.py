@@ -224,3 +224,53 @@ def _unwind(it: Interpreter, index: int) -> int:
 
 
 CONFORMANCE_HELPERS: dict[int, Model] = {5: _unwind}
+
+
+@helper("bpf_for_each_map_elem")
+def for_each_map_elem(it: Interpreter, index: int) -> int:
+    """Call back for each element until the callback returns non-zero; returns how many.
+
+    Hash maps are walked in insertion order (the kernel's bucket order is not modelled).
+    """
+    from epass.semantics.memory import KERNEL_BASE
+
+    m = it.map_arg(1, index)
+    fn, ctx, flags = it.arg(2, index), it.arg(3, index), it.arg(4, index)
+    if flags:
+        return -EINVAL
+    done = 0
+    for key, value in list(m.entries.items()):
+        # the key lives on the kernel's stack during the call: give it a read-only region
+        key_region = it.memory.add(Region(RegionKind.KERNEL, f"{m.name}.key",
+                                          KERNEL_BASE - 0x1_0000, bytearray(key),
+                                          writable=False))
+        try:
+            stop = it.call_function(fn, (m.handle, key_region.base, value.base, ctx), index)
+        finally:
+            it.memory.remove(key_region)
+        done += 1
+        if stop & 0xFFFFFFFFFFFFFFFF:
+            break
+    return done
+
+
+def _probe_read_str(it: Interpreter, index: int) -> int:
+    """Copy a NUL-terminated string of at most size bytes; returns its length with the NUL."""
+    dst, size, src = it.arg(1, index), it.arg(2, index), it.arg(3, index)
+    if size == 0:
+        return 0
+    out = bytearray()
+    while len(out) < size - 1:
+        if it.memory.locate(src + len(out), 1) is None:
+            it.write_bytes(dst, bytes(size), index)  # the kernel clears dst on a fault
+            return -EFAULT
+        byte = it.read_bytes(src + len(out), 1, index)[0]
+        if byte == 0:
+            break
+        out.append(byte)
+    it.write_bytes(dst, bytes(out) + b"\0", index)
+    return len(out) + 1
+
+
+for _name in ("bpf_probe_read_kernel_str", "bpf_probe_read_user_str", "bpf_probe_read_str"):
+    LINUX_HELPERS[HELPER_IDS[_name]] = _probe_read_str
