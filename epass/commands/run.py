@@ -20,6 +20,7 @@ TEST_RUN_PACKET_TYPES = {ProgType.XDP, ProgType.SCHED_CLS, ProgType.SCHED_ACT,
                          ProgType.SOCKET_FILTER, ProgType.CGROUP_SKB, ProgType.LWT_IN,
                          ProgType.LWT_OUT, ProgType.LWT_XMIT, ProgType.FLOW_DISSECTOR}
 RETVAL_MASK = 0xFFFFFFFF  # BPF_PROG_TEST_RUN reports a u32
+ETH_HLEN = 14
 
 
 def interpreter_inputs(obj: BpfObject, program: Program) -> tuple[list[Insn], list[MapSpec]]:
@@ -106,7 +107,7 @@ def on_kernel(obj: BpfObject, program: Program, packet: bytes,
     if kind is None or kind.prog_type not in TEST_RUN_PACKET_TYPES:
         name = kind.prog_type.name.lower() if kind else "unknown"
         raise KernelError(f"BPF_PROG_TEST_RUN cannot run {name} programs with a packet; "
-                          "run without --kernel", section=program.section)
+                          "run without --kernel", file=obj.path, section=program.section)
     with open_object(obj) as loaded:
         load = loaded.load_program(program)
         if not load.accepted:
@@ -116,6 +117,11 @@ def on_kernel(obj: BpfObject, program: Program, packet: bytes,
         try:
             result = syscall.prog_test_run(load.fd, data_in=packet, ctx_in=ctx,
                                            data_size_out=len(packet) + 4096)
+        except syscall.BpfError as e:
+            why = " (packets must hold at least an Ethernet header, 14 bytes)" \
+                if len(packet) < ETH_HLEN else ""
+            raise KernelError(f"BPF_PROG_TEST_RUN refused the input: {e.message}{why}",
+                              file=obj.path, section=program.section) from None
         finally:
             os.sched_setaffinity(0, affinity)
         maps = {}
