@@ -24,6 +24,7 @@ from epass.isa import (
     JmpOp,
     Jump,
     Load,
+    LoadImm64,
     Store,
     format_program,
 )
@@ -33,7 +34,10 @@ from epass.semantics.symbolic import run_symbolic
 
 EXAMPLES = int(os.environ.get("EPASS_Z3_EXAMPLES", "150"))
 MEM = 32
-REGS = (0, 3, 4, 5, 6, 7, 8, 9)  # r1 (buffer) and r2 (length) stay put; r10 is the frame
+REGS = (0, 3, 4, 5, 6, 7, 8)  # r1 (buffer) and r2 (length) stay put; r10 is the frame
+ACC = 9  # every result is folded into r9, so a wrong intermediate value cannot hide
+BOUNDARY = [-1, 1, 0, -(1 << 63), (1 << 63) - 1, -(1 << 31), 1 << 31, 0xFFFFFFFF, 0xFFFF8000,
+            0x7FFF, 0x80, -128, 63, 64, 31, 32]
 ALU_OPS = [op for op in AluOp]
 
 
@@ -41,13 +45,18 @@ ALU_OPS = [op for op in AluOp]
 def programs(draw) -> list[Insn]:
     # the spill slots start initialized: a jump may skip the store of a spill
     body: list[Insn] = [Store(8, 10, -8 * k, None, 0) for k in range(1, 5)]
-    for r in REGS:  # every register starts from the buffer or a constant
-        if draw(st.booleans()):
+    for r in REGS:  # every register starts from the buffer, a boundary value or a constant
+        start = draw(st.sampled_from(["load", "boundary", "constant"]))
+        if start == "load":
             size = draw(st.sampled_from([1, 2, 4, 8]))
             off = draw(st.integers(0, MEM - size))
             body.append(Load(size, r, 1, off, signed=draw(st.booleans()) and size < 8))
+        elif start == "boundary":
+            value = draw(st.sampled_from(BOUNDARY))
+            body.append(LoadImm64(r, value & 0xFFFFFFFFFFFFFFFF))
         else:
             body.append(Alu(AluOp.MOV, r, None, draw(st.integers(-(1 << 31), (1 << 31) - 1))))
+    body.append(Alu(AluOp.MOV, ACC, None, 0))
     n = draw(st.integers(1, 24))
     for _ in range(n):
         kind = draw(st.sampled_from(["alu", "alu", "alu", "endian", "jump", "spill", "store"]))
@@ -63,9 +72,11 @@ def programs(draw) -> list[Insn]:
                 imm = draw(st.sampled_from([0, 1, -1, 31, 32, 63, 64, -(1 << 31)])
                            | st.integers(-(1 << 31), (1 << 31) - 1))
                 body.append(Alu(op, dst, None, imm, bits))
+            body.append(Alu(AluOp.XOR, ACC, dst))
         elif kind == "endian":
             ekind = draw(st.sampled_from(list(EndianKind)))
             body.append(Endian(ekind, dst, draw(st.sampled_from([16, 32, 64]))))
+            body.append(Alu(AluOp.XOR, ACC, dst))
         elif kind == "jump":
             # forward jumps over the next 1..3 instructions (filled in below)
             op = draw(st.sampled_from(list(JmpOp)))
@@ -81,9 +92,10 @@ def programs(draw) -> list[Insn]:
         else:
             size = draw(st.sampled_from([1, 2, 4, 8]))
             body.append(Store(size, 1, draw(st.integers(0, MEM - size)), dst))
-    # jumps must land inside the program: pad with moves, then return a register
-    body += [Alu(AluOp.MOV, 3, 4)] * 3
-    body.append(Alu(AluOp.MOV, 0, draw(st.sampled_from(REGS))))
+    # jumps must land inside the program: pad, then fold every register into r0 so
+    # that a difference anywhere shows
+    body += [Alu(AluOp.ADD, 0, 0)] * 3
+    body += [Alu(AluOp.XOR, 0, r) for r in (*REGS, ACC) if r != 0]
     body.append(Exit())
     return body
 
