@@ -216,3 +216,30 @@ char LICENSE[] SEC("license") = "GPL";
     _expect(["read", str(path)],
             f"{path}: section .maps: map 'outer': attribute 'values' (map-in-map / prog-array "
             "initial values) is not supported")
+
+
+def test_section_name_table_past_the_end(good):
+    with open(good, "rb") as f:
+        hdr = ELFFile(f).header
+    at = hdr["e_shoff"] + hdr["e_shstrndx"] * hdr["e_shentsize"] + 24  # its sh_offset
+    bad = _patch(good, at, struct.pack("<Q", 2**64 - 1))
+    _expect(["read", str(bad)], f"{bad}: truncated ELF file: section #{hdr['e_shstrndx']} ends "
+                                "past the end of the file")
+
+
+def test_compressed_section(good):
+    with open(good, "rb") as f:
+        elf = ELFFile(f)
+        index = next(i for i, s in enumerate(elf.iter_sections()) if s.name == "license")
+        at = elf.header["e_shoff"] + index * elf.header["e_shentsize"] + 8  # sh_flags
+        flags = elf.get_section(index)["sh_flags"]
+    bad = _patch(good, at, struct.pack("<Q", flags | 0x800))
+    _expect(["read", str(bad)], f"{bad}: section license: compressed sections are not supported")
+
+
+def test_addr_space_cast_is_named(good):
+    offset, _ = _section(good, "xdp")
+    # r0 = addr_space_cast(r1, 0, 1): ALU64 MOV X with off=1
+    bad = _patch(good, offset, bytes.fromhex("bf10010001000000"))
+    _expect(["read", str(bad)], f"{bad}: section xdp: insn 0: addr_space_cast (arena pointer "
+                                "cast) is not supported (opcode 0xbf)")

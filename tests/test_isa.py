@@ -597,3 +597,12 @@ def test_llvm_objdump_spellings_parse_to_the_decoded_instruction(tmp_path: Path)
     assert any(re.match(r"w\d+ \+= -0x77$", t) for t in checked)
     assert any(re.match(r"r\d+ &= -0x", t) for t in checked)
     assert len(checked) >= 20
+
+
+def test_number_literals_with_leading_zeros_and_tabs():
+    from epass.isa import Alu, AluOp, parse_insn
+    from epass.isa.asm import assemble
+
+    assert parse_insn("r1 = 010") == Alu(AluOp.MOV, 1, None, 10)
+    assert parse_insn("r1 += -\t1") == Alu(AluOp.ADD, 1, None, -1)
+    assert assemble("mov %r0, 010") == [Alu(AluOp.MOV, 0, None, 10)]

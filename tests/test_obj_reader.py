@@ -111,3 +111,47 @@ def test_line_info_maps_to_source_lines(built_progs):
     source = (progs.PROGS_DIR / "xdp_parse_drop.bpf.c").read_text().splitlines()
     for li in prog.line_info:
         assert source[li.line_num - 1].strip() == li.line.strip()
+
+
+def _build(tmp_path, source: str):
+    import subprocess
+
+    src = tmp_path / "x.bpf.c"
+    src.write_text(source)
+    out = tmp_path / "x.o"
+    subprocess.run([progs.CLANG, *progs.CFLAGS, *progs.INCLUDES, "-c", str(src), "-o", str(out)],
+                   check=True)
+    return read_object(str(out))
+
+
+@progs.skip_without_clang
+def test_kfunc_calls_resolve_to_vmlinux_btf_ids(tmp_path):
+    from epass.obj.btf import BtfKind, load_vmlinux_btf
+
+    obj = _build(tmp_path, """
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+extern void bpf_rcu_read_lock(void) __ksym;
+extern void bpf_rcu_read_unlock(void) __ksym;
+SEC("fentry/do_nanosleep") int f(void *ctx)
+{ bpf_rcu_read_lock(); bpf_rcu_read_unlock(); return 0; }
+char LICENSE[] SEC("license") = "GPL";
+""")
+    vmlinux = load_vmlinux_btf()
+    lock, unlock = (vmlinux.find(BtfKind.FUNC, n)[0]
+                    for n in ("bpf_rcu_read_lock", "bpf_rcu_read_unlock"))
+    calls = [i for i in obj.programs[0].insns if isinstance(i, Call)]
+    assert calls == [Call(CallKind.KFUNC, lock), Call(CallKind.KFUNC, unlock)]
+
+
+@progs.skip_without_clang
+def test_a_static_function_in_a_program_section_is_a_subprogram(tmp_path):
+    obj = _build(tmp_path, """
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+static __noinline SEC("xdp") int inner(int x) { return x ^ 5; }
+SEC("xdp") int outer(struct xdp_md *ctx) { return inner(ctx->ingress_ifindex) & 3; }
+char LICENSE[] SEC("license") = "GPL";
+""")
+    assert [p.name for p in obj.programs] == ["outer"]
+    assert [f.name for f in obj.programs[0].functions] == ["outer", "inner"]

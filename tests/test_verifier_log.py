@@ -935,3 +935,18 @@ def test_live_load_matches_fixture(tmp_path: Path) -> None:
     assert [(v.insn, v.state) for v in live.visits] == [(v.insn, v.state) for v in fixture.visits]
     (r1,) = live.reg_at(6, 1)
     assert (r1.type, r1.range) == ("pkt", 14)
+
+
+def test_recursion_too_deep_is_the_error_not_the_global_function_note():
+    from epass.kernel.verifier_log import ErrorClass, parse_log
+
+    log = parse_log(
+        "Func#2 ('odd') is safe for any args that match its prototype\n"
+        "the call stack of 8 frames is too deep !\n"
+        "verification time 84 usec\n"
+        "stack depth 0+0+0\n"
+        "processed 22 insns (limit 1000000) max_states_per_insn 0 total_states 2 "
+        "peak_states 2 mark_read 0\n")
+    assert log.error is not None
+    assert log.error.message == "the call stack of 8 frames is too deep !"
+    assert log.error.error_class == ErrorClass.CALL_STACK_TOO_DEEP

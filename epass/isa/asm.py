@@ -190,7 +190,8 @@ class _Line:
         m = _NUMBER.fullmatch(text)
         if m is None:
             raise self.error(f"Invalid number: {text}")
-        value = int(m[2], 0)
+        digits = m[2]
+        value = int(digits[2:], 16) if digits[:2].lower() == "0x" else int(digits, 10)
         return (-value if m[1] == "-" else value), m[2][:2].lower() == "0x"
 
     def reg(self, text: str) -> int:

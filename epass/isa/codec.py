@@ -45,6 +45,7 @@ from epass.isa.opcodes import (
     SIZE_MASK,
     SIZE_OF_BITS,
     SRC_X,
+    AluOp,
     AtomicOp,
     CallKind,
     Cls,
@@ -81,6 +82,9 @@ def _s32(value: int) -> int:
     return value - (1 << 32) if value & 0x80000000 else value
 
 
+_FIELD_NAMES = {"dst": "dst_reg", "src": "src_reg"}  # as the kernel's struct bpf_insn names them
+
+
 class _Decoder:
     """Decodes one instruction; `fail` raises with the slot index and opcode."""
 
@@ -95,13 +99,13 @@ class _Decoder:
         for name in fields:
             value = getattr(self.s, name)
             if value:
-                field = {"dst": "dst_reg", "src": "src_reg"}.get(name, name)
+                field = _FIELD_NAMES.get(name, name)
                 raise self.fail(f"reserved field {field} is set ({value})", field)
 
     def reg(self, name: str) -> int:
         value = getattr(self.s, name)
         if value > MAX_REG:
-            field = {"dst": "dst_reg", "src": "src_reg"}[name]
+            field = _FIELD_NAMES[name]
             raise self.fail(f"invalid register r{value} in {field}", field)
         return value
 
@@ -145,6 +149,10 @@ def _decode_alu(d: _Decoder, cls: Cls) -> Insn:
             raise d.fail(f"invalid byte swap width {s.imm} in imm", "imm")
         return Endian(kind, dst, s.imm)
     alu = ALU_BY_WIRE.get((op, s.off))
+    is_mov_x64 = s.code == Cls.ALU64 | AluOp.MOV.value.op | SRC_X
+    if alu is None and is_mov_x64 and s.off == 1 and s.imm in (1, 1 << 16):
+        # addr_space_cast(src, dst_as, src_as) for arena programs (Linux 6.9+)
+        raise d.fail("addr_space_cast (arena pointer cast) is not supported", "off")
     if alu is None:
         if any(spec_op == op for spec_op, _ in ALU_BY_WIRE):
             raise d.fail(f"reserved field off is set ({s.off})", "off")
@@ -291,10 +299,6 @@ def decode(data: bytes) -> list[Insn]:
 # ---------------------------------------------------------------- encoding
 
 
-def _size_bits(size: int) -> int:
-    return SIZE_BITS[size]
-
-
 def encode_slots(insn: Insn) -> list[Slot]:
     """The raw slots of one instruction (two for lddw)."""
     match insn:
@@ -325,22 +329,22 @@ def encode_slots(insn: Insn) -> list[Slot]:
             return [Slot(Cls.JMP | JMP_EXIT, 0, 0, 0, 0)]
         case Load(size=size, dst=dst, src=src, off=off, signed=signed):
             mode = Mode.MEMSX if signed else Mode.MEM
-            return [Slot(Cls.LDX | mode | _size_bits(size), dst, src, off, 0)]
+            return [Slot(Cls.LDX | mode | SIZE_BITS[size], dst, src, off, 0)]
         case Store(size=size, dst=dst, off=off, src=None, imm=imm):
-            return [Slot(Cls.ST | Mode.MEM | _size_bits(size), dst, 0, off, imm)]
+            return [Slot(Cls.ST | Mode.MEM | SIZE_BITS[size], dst, 0, off, imm)]
         case Store(size=size, dst=dst, off=off, src=src):
-            return [Slot(Cls.STX | Mode.MEM | _size_bits(size), dst, src, off, 0)]
+            return [Slot(Cls.STX | Mode.MEM | SIZE_BITS[size], dst, src, off, 0)]
         case Atomic(op=op, size=size, dst=dst, src=src, off=off):
-            code = Cls.STX | Mode.ATOMIC | _size_bits(size)
+            code = Cls.STX | Mode.ATOMIC | SIZE_BITS[size]
             return [Slot(code, dst, src, off, _s32(op.value.imm))]
         case LoadImm64(dst=dst, imm=imm, kind=kind, aux=aux):
-            code = Cls.LD | Mode.IMM | _size_bits(8)
+            code = Cls.LD | Mode.IMM | SIZE_BITS[8]
             if kind == PseudoKind.IMM:
                 lo, hi = _s32(imm), _s32(imm >> 32)
                 return [Slot(code, dst, 0, 0, lo), Slot(0, 0, 0, 0, hi)]
             return [Slot(code, dst, int(kind), 0, imm), Slot(0, 0, 0, 0, aux)]
         case LoadPacket(mode=mode, size=size, imm=imm, src=src):
-            return [Slot(Cls.LD | mode.value | _size_bits(size), 0, src, 0, imm)]
+            return [Slot(Cls.LD | mode.value | SIZE_BITS[size], 0, src, 0, imm)]
     raise TypeError(f"not an instruction: {insn!r}")
 
 

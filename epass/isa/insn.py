@@ -117,7 +117,9 @@ class Store:
 class Atomic:
     """Atomic read-modify-write on `*(size *)(dst +off)`; fetch forms write the old value to src.
 
-    CMPXCHG compares with r0 and writes the old value to r0.
+    CMPXCHG compares with r0 and writes the old value to r0. The fields are the wire's
+    dst_reg and src_reg, so for LOAD_ACQUIRE the address is `src +off` and the value goes
+    to dst; STORE_RELEASE stores src at `dst +off`.
     """
 
     op: AtomicOp

@@ -40,6 +40,7 @@ from epass.isa.insn import (
     LoadPacket,
     MayGoto,
     Store,
+    slot_indices,
 )
 from epass.isa.opcodes import (
     ATOMIC_FETCH_OPS,
@@ -156,11 +157,8 @@ def _format_lddw_value(insn: LoadImm64) -> str:
 
 def format_program(insns: list[Insn]) -> str:
     """One instruction a line, prefixed with its slot index as the kernel log does."""
-    lines = []
-    pos = 0
-    for insn in insns:
-        lines.append(f"{pos}: {format_insn(insn)}")
-        pos += 2 if isinstance(insn, LoadImm64) else 1
+    lines = [f"{pos}: {format_insn(insn)}" for pos, insn in zip(slot_indices(insns), insns,
+                                                                     strict=True)]
     return "\n".join(lines) + "\n"
 
 
@@ -231,7 +229,11 @@ _LOG_PREFIX = re.compile(r"^\s*(\d+):\s*(?:\(([0-9a-fA-F]{2})\)\s*)?")
 
 
 def _int(text: str) -> int:
-    return int(text.replace(" ", ""), 0)
+    """A decimal or 0x-hex literal with an optional sign (`010` is ten, not an error)."""
+    t = "".join(text.split())
+    sign = -1 if t.startswith("-") else 1
+    t = t.lstrip("+-")
+    return sign * (int(t[2:], 16) if t[:2].lower() == "0x" else int(t, 10))
 
 
 def _s32(value: int, what: str, line: str) -> int:

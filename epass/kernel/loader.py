@@ -180,7 +180,7 @@ def _create_map(loaded: LoadedObject, m: MapDef) -> int:
         btf = with_btf and loaded.btf_fd is not None and bool(m.btf_value_type_id)
         return syscall.map_create(
             m.type, m.key_size, m.value_size, max_entries,
-            flags=m.flags, name=name, map_extra=m.map_extra,
+            flags=m.flags, name=name, map_extra=m.map_extra, numa_node=m.numa_node,
             btf_fd=loaded.btf_fd if btf else 0,
             btf_key_type_id=m.btf_key_type_id if btf else 0,
             btf_value_type_id=m.btf_value_type_id if btf else 0,

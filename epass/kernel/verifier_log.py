@@ -53,6 +53,7 @@ class ErrorClass(StrEnum):
     UNINIT_STACK = "uninit-stack"
     INVALID_STACK_ACCESS = "invalid-stack-access"
     STACK_TOO_LARGE = "stack-too-large"
+    CALL_STACK_TOO_DEEP = "call-stack-too-deep"
     PROGRAM_TOO_LARGE = "program-too-large"
     INFINITE_LOOP = "infinite-loop"
     BACK_EDGE = "back-edge"
@@ -116,6 +117,7 @@ ERROR_PATTERNS: tuple[ErrorPattern, ...] = (
         r"combined stack size of (?P<calls>\d+) calls is (?P<size>\d+)\. Too large",
         whole_program=True,
     ),
+    _row(_E.CALL_STACK_TOO_DEEP, r"the call stack of (?P<frames>\d+) frames is too deep"),
     _row(
         _E.UNRELEASED_REFERENCE,
         r"Unreleased reference id=(?P<id>\d+) alloc_insn=(?P<alloc_insn>\d+)",
@@ -242,6 +244,7 @@ _DEBUG_RES = tuple(
         r"^parent (?:didn't have|already had) regs=",
         r"^Validating \S+ func#\d+",
         r"^Func#\d+ \('.*'\) is global and assumed valid\.",
+        r"^Func#\d+ \('.*'\) is safe for any args that match its prototype$",
     )
 )
 _HINT_RE = re.compile(r"^(?:cur|old) state: ")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 
 from epass.errors import ObjectError
-from epass.obj.btf import Btf, BtfArray, BtfDatasec, BtfRef, BtfStruct, BtfVar
+from epass.obj.btf import Btf, BtfArray, BtfDatasec, BtfKind, BtfRef, BtfStruct, BtfVar
 from epass.obj.model import MapDef, MapOrigin
 from epass.uapi import BPF_F_MMAPABLE, BPF_F_RDONLY_PROG, MapType
 
@@ -30,7 +30,7 @@ _NUMERIC = {
 
 def _pointee(btf: Btf, type_id: int) -> int | None:
     t = btf.type(btf.resolve(type_id))
-    if isinstance(t, BtfRef) and t.kind.name == "PTR":
+    if isinstance(t, BtfRef) and t.kind == BtfKind.PTR:
         return t.type_id
     return None
 
@@ -83,6 +83,8 @@ def _btf_map(btf: Btf, var: BtfVar, path: str) -> MapDef:
     value_size = attrs.get("value_size", btf.size_of(value_type) if value_type else 0)
     if key_type and "key_size" in attrs and btf.size_of(key_type) != key_size:
         raise fail("key_size disagrees with the size of the key type")
+    if value_type and "value_size" in attrs and btf.size_of(value_type) != value_size:
+        raise fail("value_size disagrees with the size of the value type")
     return MapDef(
         name=var.name,
         type=attrs["type"],
@@ -96,6 +98,7 @@ def _btf_map(btf: Btf, var: BtfVar, path: str) -> MapDef:
         btf_value_type_id=value_type,
         pinning=attrs.get("pinning", 0),
         map_extra=attrs.get("map_extra", 0),
+        numa_node=attrs.get("numa_node", 0),
     )
 
 

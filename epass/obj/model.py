@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from epass.errors import ObjectError
 from epass.isa import Insn
 from epass.obj.btf import Btf
 from epass.obj.btf_ext import LineInfo
@@ -40,6 +41,7 @@ class MapDef:
     btf_value_type_id: int = 0
     pinning: int = 0
     map_extra: int = 0
+    numa_node: int = 0  # with BPF_F_NUMA_NODE in flags
     initial: bytes | None = None  # global data: the section's contents (None for .bss)
     readonly: bool = False  # .rodata: frozen after it is filled
 
@@ -143,8 +145,6 @@ class BpfObject:
         for p in self.programs:
             if p.section == name_or_section:
                 return p
-        from epass.errors import ObjectError
-
         names = ", ".join(f"{p.section}/{p.name}" for p in self.programs) or "none"
         raise ObjectError(
             f"no program or section named {name_or_section!r} (programs: {names})", file=self.path

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import struct
+import zlib
 from dataclasses import dataclass, replace
 
 from elftools.common.exceptions import ELFError, ELFParseError
@@ -20,7 +21,7 @@ from elftools.elf.sections import Section, SymbolTableSection
 from epass.errors import BTFError, DecodeError, EpassError, ObjectError
 from epass.isa import Call, CallKind, Insn, LoadImm64, PseudoKind, decode, slot_count
 from epass.obj import maps as mapdefs
-from epass.obj.btf import Btf, BtfFunc, fixup_datasecs, load_vmlinux_btf
+from epass.obj.btf import Btf, BtfFunc, BtfKind, fixup_datasecs, load_vmlinux_btf
 from epass.obj.btf_ext import BtfExt
 from epass.obj.core_patch import apply_core_relos
 from epass.obj.model import BpfObject, FuncInfo, Function, MapDef, MapRef, Placement, Program
@@ -30,12 +31,11 @@ EM_BPF = 247
 SHF_EXECINSTR = 0x4
 SHN_UNDEF = 0
 # relocation types (include/uapi/linux/elf-em.h / LLVM BPF backend)
-R_BPF_NONE = 0
 R_BPF_64_64 = 1  # lddw immediate
-R_BPF_64_ABS64 = 2
-R_BPF_64_ABS32 = 3
-R_BPF_64_NODYLD32 = 4
 R_BPF_64_32 = 10  # call immediate
+SHF_COMPRESSED = 0x800
+SHT_NOBITS = 8
+_SHDR_FIELDS = struct.Struct("<IQQQQ")  # Elf64_Shdr from sh_type: type, flags, addr, offset, size
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,8 @@ def read_object_bytes(data: bytes, path: str) -> BpfObject:
         return _Reader(data, path).run()
     except EpassError as e:
         raise e.at(file=path) from None
-    except (ELFError, ELFParseError, struct.error, UnicodeDecodeError, ValueError) as e:
+    except (ELFError, ELFParseError, struct.error, UnicodeDecodeError, ValueError,
+            OverflowError, zlib.error) as e:
         # pyelftools reports truncation and bad offsets this way
         raise ObjectError(f"malformed ELF file: {e}", file=path) from None
 
@@ -142,12 +143,25 @@ class _Reader:
             raise ObjectError(
                 f"truncated ELF file: section headers end at {end}, file has {len(self.data)} bytes"
             )
+        # check every section's bounds before reading names, which live in a section too
+        for i in range(elf.num_sections()):
+            at = elf.header["e_shoff"] + i * elf.header["e_shentsize"]
+            sh_type, _, _, sh_offset, sh_size = _SHDR_FIELDS.unpack_from(self.data, at + 4)
+            if sh_type != SHT_NOBITS and sh_offset + sh_size > len(self.data):
+                raise ObjectError(f"truncated ELF file: section {self._name_of(elf, i)} ends "
+                                  "past the end of the file")
         for s in elf.iter_sections():
-            if s["sh_type"] != "SHT_NOBITS" and s["sh_offset"] + s["sh_size"] > len(self.data):
-                raise ObjectError(
-                    f"truncated ELF file: section {s.name} ends past the end of the file"
-                )
+            if s["sh_flags"] & SHF_COMPRESSED:
+                raise ObjectError("compressed sections are not supported", section=s.name)
         return elf
+
+    def _name_of(self, elf: ELFFile, index: int) -> str:
+        """A section's name when it can be read safely, else its index."""
+        try:
+            return elf.get_section(index).name
+        except (ELFError, ELFParseError, struct.error, UnicodeDecodeError, ValueError,
+                OverflowError):
+            return f"#{index}"
 
     def _license(self) -> str:
         sec = self.sections.get("license")
@@ -316,7 +330,9 @@ class _Reader:
         self.func_at = {(f.section, f.offset): f for f in functions}
         programs = []
         for func in functions:
-            if func.section == ".text":
+            # .text holds subprograms; a static function elsewhere is a subprogram too
+            # (libbpf refuses such objects; we link it like one in .text)
+            if func.section == ".text" or not func.is_global:
                 continue
             programs.append(self._link(func))
         return programs
@@ -359,6 +375,8 @@ class _Reader:
         def fail(message: str) -> ObjectError:
             return ObjectError(message, section=code.name, index=slot)
 
+        if isinstance(insn, Call) and reloc is not None and reloc.symbol.section is None:
+            return self._kfunc(reloc.symbol, fail)  # `extern ... __ksym` function
         if isinstance(insn, Call) and insn.kind == CallKind.LOCAL:
             if reloc is None:
                 tsec, tslot = code.name, slot + insn.imm + 1
@@ -372,8 +390,6 @@ class _Reader:
             return insn
         sym = reloc.symbol
         if isinstance(insn, Call):
-            if sym.section is None:
-                return self._kfunc(insn, sym, fail)
             raise fail(f"relocation against {sym.name!r} on a helper call")
         if not isinstance(insn, LoadImm64):
             raise fail(f"relocation against {sym.name!r} on an instruction that is not lddw")
@@ -405,9 +421,7 @@ class _Reader:
             raise fail(f"reference to map {sym.name!r}, which is not defined")
         return sym.name
 
-    def _kfunc(self, insn: Call, sym: Symbol, fail) -> Insn:
-        from epass.obj.btf import BtfKind
-
+    def _kfunc(self, sym: Symbol, fail) -> Insn:
         ids = load_vmlinux_btf().find(BtfKind.FUNC, sym.name)
         if not ids:
             raise fail(f"kfunc {sym.name!r} is not in the running kernel's BTF")

@@ -138,6 +138,7 @@ _SECTION_DEFS: tuple[tuple[str, ProgType, AttachType | None, frozenset[str]], ..
         ("sockops", _P.SOCK_OPS, _A.CGROUP_SOCK_OPS),
         ("sk_skb/stream_parser", _P.SK_SKB, _A.SK_SKB_STREAM_PARSER),
         ("sk_skb/stream_verdict", _P.SK_SKB, _A.SK_SKB_STREAM_VERDICT),
+        ("sk_skb/verdict", _P.SK_SKB, _A.SK_SKB_VERDICT),
         ("sk_skb", _P.SK_SKB, None),
         ("sk_msg", _P.SK_MSG, _A.SK_MSG_VERDICT),
         ("lirc_mode2", _P.LIRC_MODE2, _A.LIRC_MODE2),

@@ -83,3 +83,46 @@ def layout_for(prog_type: ProgType | int | None) -> ContextLayout:
     if prog_type in SKB_TYPES:
         return SKB
     return raw_layout()
+
+
+LOOPBACK_IFINDEX = 1  # BPF_PROG_TEST_RUN runs on the caller's netns loopback device
+ETH_P_802_3_MIN = 0x0600
+
+
+def _eth_pkt_type(dest: bytes) -> int:
+    """skb->pkt_type as eth_type_trans() sets it on loopback, whose address and broadcast
+    address are both all-zero: HOST, MULTICAST (even ff:ff:..) or OTHERHOST."""
+    if dest == bytes(6):
+        return 0  # PACKET_HOST
+    return 2 if dest[0] & 1 else 3  # PACKET_MULTICAST, PACKET_OTHERHOST
+
+
+def _eth_protocol(packet: bytes) -> bytes:
+    """skb->protocol (network order) as eth_type_trans() derives it from the frame."""
+    proto = packet[12:14]
+    if int.from_bytes(proto, "big") >= ETH_P_802_3_MIN:
+        return proto
+    if packet[14:16] == b"\xff\xff":
+        return (0x0001).to_bytes(2, "big")  # ETH_P_802_3: raw 802.3
+    return (0x0004).to_bytes(2, "big")  # ETH_P_802_2
+
+
+def prog_test_run_ctx(prog_type: ProgType | int | None, packet: bytes) -> bytes | None:
+    """The context BPF_PROG_TEST_RUN gives a program run without ctx_in (net/bpf/test_run.c).
+
+    XDP: the frame arrives on loopback's rx queue 0, so ingress_ifindex is 1. tc: the skb
+    went through eth_type_trans() on loopback: len, pkt_type, protocol and ifindex are set,
+    the other readable fields are 0. None for other program types (all zero).
+    """
+    if prog_type == ProgType.XDP:
+        ctx = bytearray(XDP_MD_SIZE)
+        ctx[12:16] = LOOPBACK_IFINDEX.to_bytes(4, "little")  # ingress_ifindex
+        return bytes(ctx)
+    if prog_type in (ProgType.SCHED_CLS, ProgType.SCHED_ACT) and len(packet) >= 14:
+        ctx = bytearray(SKB_SIZE)
+        ctx[0:4] = len(packet).to_bytes(4, "little")  # len: the whole frame (tc is L2)
+        ctx[4:8] = _eth_pkt_type(packet[:6]).to_bytes(4, "little")
+        ctx[16:18] = _eth_protocol(packet)  # a __be16 in a u32 field
+        ctx[40:44] = LOOPBACK_IFINDEX.to_bytes(4, "little")  # ifindex (ingress_ifindex is 0)
+        return bytes(ctx)
+    return None

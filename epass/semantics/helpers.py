@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from epass.isa import HELPER_IDS
-from epass.semantics.maps import EINVAL, ENOENT
+from epass.semantics.maps import E2BIG, EINVAL, ENOENT
 from epass.semantics.memory import RINGBUF_BASE, MemoryFault, Region, RegionKind
 
 if TYPE_CHECKING:
@@ -154,25 +154,35 @@ def tail_call(it: Interpreter, index: int) -> int:
     return -ENOENT  # no program array has programs in a run: the call falls through
 
 
+# BPF_PROG_TEST_RUN's XDP frame (net/bpf/test_run.c): one page from data_hard_start, the
+# packet after XDP_PACKET_HEADROOM. bpf_xdp_adjust_head keeps a struct xdp_frame (40 bytes)
+# free at the start; bpf_xdp_adjust_tail may not reach the skb_shared_info (320 bytes) at
+# the end: data_end <= data_hard_start + 4096 - 320.
+XDP_FRAME_SIZE = 40
+XDP_DATA_HARD_END = 4096 - 320
+
+
 def _adjust(it: Interpreter, index: int, head: bool) -> int:
     packet = it.packet
     if packet is None:
         return -EINVAL
-    delta = it.reg(2, index).signed
+    # both helpers take an `int offset`: the low 32 bits of r2, signed
+    raw = it.reg(2, index).value & 0xFFFFFFFF
+    delta = raw - (1 << 32) if raw >> 31 else raw
     lo, hi = packet.window
     if head:
         new_lo = lo + delta
-        if new_lo < 0 or hi - new_lo < 14:  # keep room for an Ethernet header
+        if new_lo < XDP_FRAME_SIZE or hi - new_lo < 14:  # keep room for an Ethernet header
             return -EINVAL
         packet.lo = new_lo
     else:
         new_hi = hi + delta
-        if new_hi - lo < 14 or new_hi > len(packet.data):
-            if new_hi > len(packet.data):
-                # growing the tail: the packet region gets zeroed room up to the new end
-                packet.data.extend(bytes(new_hi - len(packet.data)))
-            else:
-                return -EINVAL
+        if new_hi - lo < 14 or new_hi > XDP_DATA_HARD_END:
+            return -EINVAL
+        if new_hi > len(packet.data):
+            packet.data.extend(bytes(new_hi - len(packet.data)))
+        if new_hi > hi:
+            packet.data[hi:new_hi] = bytes(new_hi - hi)  # the kernel clears the grown tail
         packet.hi = new_hi
     return 0
 
@@ -204,8 +214,13 @@ def skb_load_bytes(it: Interpreter, index: int) -> int:
 @helper("bpf_loop")
 def bpf_loop(it: Interpreter, index: int) -> int:
     nr, fn, ctx, flags = (it.arg(i, index) for i in (1, 2, 3, 4))
-    if flags or nr > MAX_LOOPS:
+    if flags:
         return -EINVAL
+    if nr > MAX_LOOPS:
+        # -E2BIG as the verifier's inlined bpf_loop (flags the constant 0) gives it: nr
+        # compared on 64 bits, `w0 = -E2BIG` zero-extended. (The helper proper, called when
+        # flags is not a known constant, takes a u32 nr and sign-extends -E2BIG.)
+        return -E2BIG & 0xFFFFFFFF
     for i in range(nr):
         if it.call_function(fn, (i, ctx), index) & 0xFFFFFFFFFFFFFFFF:
             return i + 1

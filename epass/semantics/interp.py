@@ -17,7 +17,7 @@ from typing import Any
 
 from epass.isa import CallReg, Insn, LoadImm64, PseudoKind, helper_name, slot_count
 from epass.semantics import step as st
-from epass.semantics.ctx import ContextLayout, layout_for
+from epass.semantics.ctx import ContextLayout, layout_for, prog_test_run_ctx
 from epass.semantics.domain import CONCRETE, Word
 from epass.semantics.maps import MapSet, MapState
 from epass.semantics.memory import (
@@ -149,8 +149,11 @@ class Interpreter:
                     RegionKind.PACKET, "packet", PACKET_BASE, data,
                     lo=PACKET_HEADROOM, hi=len(data)))
             ctx = bytearray(self.layout.size)
-            if env.ctx is not None:
-                ctx[: len(env.ctx)] = env.ctx[: self.layout.size]
+            # without ctx bytes, what BPF_PROG_TEST_RUN gives (XDP ingress_ifindex = 1, ...)
+            given = env.ctx if env.ctx is not None else prog_test_run_ctx(env.prog_type,
+                                                                          env.packet)
+            if given is not None:
+                ctx[: len(given)] = given[: self.layout.size]
             self.ctx = self.memory.add(Region(RegionKind.CTX, "ctx", CTX_BASE, ctx,
                                               writable=bool(self.layout.writable)))
             self.regs[1] = Word(CTX_BASE, 64)

@@ -24,6 +24,7 @@ EINVAL = 22
 EEXIST = 17
 
 BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
+BPF_F_LOCK = 4
 
 
 @dataclass
@@ -83,14 +84,20 @@ class MapSet:
 
     def update(self, m: MapState, key: bytes, value: bytes, flags: int) -> int:
         """bpf_map_update_elem's return value (0 or a negative errno)."""
-        if flags > BPF_EXIST:
-            return -EINVAL
         present = key in m.entries
         if m.type in ARRAY_TYPES:
+            # array_map_update_elem's order: unknown flags, index, NOEXIST, then BPF_F_LOCK
+            # (-EINVAL: no spin lock in the value); so flags 5 gives -EEXIST, not -EINVAL
+            if flags & ~BPF_F_LOCK > BPF_EXIST:
+                return -EINVAL
             if not present:
                 return -E2BIG
-            if flags == BPF_NOEXIST:
+            if flags & BPF_NOEXIST:
                 return -EEXIST
+            if flags & BPF_F_LOCK:
+                return -EINVAL
+        elif flags > BPF_EXIST:
+            return -EINVAL  # hash maps refuse BPF_F_LOCK (no spin lock) before anything else
         elif flags == BPF_NOEXIST and present:
             return -EEXIST
         elif flags == BPF_EXIST and not present:
