@@ -74,3 +74,21 @@ def test_verify_json(built_progs, bpf_permitted, flags):
     assert ("log" in result) == bool(flags)
     check("verify.error", result["error"])
     check("read.source", result["error"]["source"])
+
+
+@progs.skip_without_clang
+def test_run_json(built_progs, bpf_permitted):
+    run = epass("run", str(built_progs["xdp_map_counter", "v3"]), "--kernel", "--json")
+    assert run.code == 0, run.err
+    doc = run.json()
+    check("run", doc)
+    check("run.interp", doc["interpreter"])
+    check("run.kernel", doc["kernel"])
+
+
+def test_conformance_json():
+    suite = Path(__file__).parent / "data" / "bpf_conformance" / "negative"
+    doc = epass("conformance", str(suite), "--negative", "--json").json()
+    check("conformance", doc)
+    for case in doc["cases"]:
+        check("conformance.case", case)
