@@ -20,11 +20,25 @@ from typing import Any
 
 import z3
 
-from epass.isa import CallReg, Insn, LoadImm64, PseudoKind, helper_name, slot_count
+from epass.isa import HELPER_IDS, CallReg, Insn, LoadImm64, PseudoKind, helper_name, slot_count
 from epass.semantics import step as st
+from epass.semantics.ctx import ContextLayout, layout_for
 from epass.semantics.domain import SYMBOLIC
-from epass.semantics.interp import CODE_BASE
-from epass.semantics.memory import MEM_BASE, STACK_BASE, STACK_SIZE, STACK_STRIDE, MemoryFault
+from epass.semantics.interp import CODE_BASE, MapSpec
+from epass.semantics.maps import ARRAY_TYPES, E2BIG, EEXIST, EINVAL, ENOENT, MapSet, MapState
+from epass.semantics.memory import (
+    CTX_BASE,
+    MAP_STRIDE,
+    MEM_BASE,
+    PACKET_BASE,
+    PACKET_HEADROOM,
+    STACK_BASE,
+    STACK_SIZE,
+    STACK_STRIDE,
+    Memory,
+    MemoryFault,
+)
+from epass.uapi import MapType, ProgType
 
 MAX_CALL_FRAMES = 8
 
@@ -63,9 +77,31 @@ class SymbolicResult:
     paths: int
     complete: bool
     memory0: Any  # the initial memory array, to constrain inputs
+    packet_len: Any = None  # z3 64-bit length of the packet (a constant when given)
+    data_end: Any = None  # z3 address of data_end at exit
 
 
 HelperModel = Callable[["SymbolicMachine", int], Any]
+MAX_PACKET = 4096  # a symbolic packet length lies in [ETH_HLEN, MAX_PACKET]
+ETH_HLEN = 14
+
+
+@dataclass
+class SymbolicEnv:
+    """What a symbolic run starts from; inputs are unconstrained unless given.
+
+    `packet_len` None makes the length a variable `packet_len`; packet bytes, the
+    context's plain fields and map values are the initial memory's (`memory0`).
+    """
+
+    prog_type: ProgType | int | None = None
+    mem_size: int | None = None  # bpf_conformance: r1 = mem, r2 = its size
+    packet_len: int | None = None
+    maps: list[MapSpec] = field(default_factory=list)
+    helpers: dict[int, HelperModel] | None = None  # replaces the Linux models
+    indirect_calls: bool = False
+    max_steps: int = 100_000  # per path
+    max_total_steps: int = 1_000_000  # over all paths: past it the result is incomplete
 
 
 class _Fork(Exception):
@@ -78,12 +114,22 @@ class SymbolicMachine:
     d = SYMBOLIC
 
     def __init__(self, spans: list[Span], helpers: dict[int, HelperModel],
-                 indirect_calls: bool) -> None:
+                 indirect_calls: bool, layout: ContextLayout | None = None,
+                 packet_len: Any = None, maps: MapSet | None = None) -> None:
         self.spans = spans
         self.helpers = helpers
         self.indirect_calls = indirect_calls
+        self.layout = layout
+        self.packet_len = packet_len
+        self.maps = maps
         self.state: PathState | None = None
         self.exits: list[tuple[Any, Any]] = []  # early exits a helper asked for: (cond, r0)
+
+    def data(self) -> Any:
+        return z3.BitVecVal(PACKET_BASE + PACKET_HEADROOM, 64)
+
+    def data_end(self) -> Any:
+        return self.data() + self.packet_len
 
     # ------------------------------------------------------------ Machine
 
@@ -117,6 +163,11 @@ class SymbolicMachine:
     def load(self, addr: Any, size: int, index: int) -> Any:
         assert self.state is not None
         addr = z3.simplify(addr)
+        if self.layout is not None and z3.is_bv_value(addr):
+            off = addr.as_long() - CTX_BASE
+            field_ = self.layout.pointer_at(off, size) if 0 <= off < self.layout.size else None
+            if field_ is not None:  # ctx->data and friends: the kernel loads packet pointers
+                return self.data_end() if field_.what == "data_end" else self.data()
         self._check(addr, size)
         mem = self.state.mem
         value = z3.Select(mem, addr)
@@ -138,6 +189,19 @@ class SymbolicMachine:
             return z3.BitVecVal(insn.imm, 64)
         if insn.kind == PseudoKind.FUNC:
             return z3.BitVecVal(CODE_BASE + 8 * (index + 1 + insn.imm), 64)
+        if self.maps is not None and insn.kind in (PseudoKind.MAP_IDX, PseudoKind.MAP_FD,
+                                                    PseudoKind.MAP_IDX_VALUE,
+                                                    PseudoKind.MAP_VALUE):
+            if not 0 <= insn.imm < len(self.maps.maps):
+                raise st.Unsupported(f"insn {index}: lddw refers to map {insn.imm}, "
+                                     "which this run does not have")
+            m = self.maps.maps[insn.imm]
+            if insn.kind in (PseudoKind.MAP_IDX, PseudoKind.MAP_FD):
+                return z3.BitVecVal(m.handle, 64)
+            region = m.entries.get((0).to_bytes(4, "little"))
+            if region is None:
+                raise st.Unsupported(f"insn {index}: lddw of a value of map {m.name}")
+            return z3.BitVecVal(region.base + insn.aux, 64)
         raise st.Unsupported(f"insn {index}: lddw of {insn.kind.name} has no symbolic model yet")
 
     def packet_load(self, offset: Any, size: int, index: int) -> Any:
@@ -157,6 +221,14 @@ class SymbolicMachine:
             regs[r] = None
         self.state.regs = tuple(regs)
 
+    def map_of(self, n: int, index: int) -> MapState:
+        """The map whose handle r`n` holds (it must be a constant: an lddw of the map)."""
+        value = z3.simplify(self.reg(n, index))
+        m = self.maps.by_handle(value.as_long()) if self.maps and z3.is_bv_value(value) else None
+        if m is None:
+            raise st.Unsupported(f"insn {index}: r{n} is not a known map")
+        return m
+
     def _uninterpreted(self, helper_id: int) -> Any:
         """An unknown helper: a function of its arguments and of how many calls came before."""
         assert self.state is not None
@@ -172,13 +244,17 @@ class SymbolicMachine:
         self.state.cond = z3.simplify(z3.And(self.state.cond, z3.Not(cond)))
 
 
-def run_symbolic(insns: list[Insn], *, mem_size: int | None = None, max_steps: int = 100_000,
+def run_symbolic(insns: list[Insn], env: SymbolicEnv | None = None, *,
+                 mem_size: int | None = None, max_steps: int = 100_000,
                  helpers: dict[int, HelperModel] | None = None,
                  indirect_calls: bool = False) -> SymbolicResult:
-    """Explore every path of a program whose r1 points at `mem_size` bytes (conformance).
+    """Explore every path of a program; `env` (or the keyword shortcuts) says what it gets.
 
-    The initial memory is the unconstrained array `mem0` of the result.
+    The initial memory is the unconstrained array `memory0` of the result.
     """
+    if env is None:
+        env = SymbolicEnv(mem_size=mem_size, max_steps=max_steps, helpers=helpers,
+                          indirect_calls=indirect_calls)
     code: dict[int, Insn] = {}
     slot = 0
     for insn in insns:
@@ -188,36 +264,71 @@ def run_symbolic(insns: list[Insn], *, mem_size: int | None = None, max_steps: i
     spans = [Span(f"stack{k}", STACK_BASE + k * STACK_STRIDE, 0, STACK_SIZE)
              for k in range(MAX_CALL_FRAMES)]
     regs: list[Any] = [None] * 11
-    if mem_size is not None:
-        spans.append(Span("mem", MEM_BASE, 0, mem_size))
-        regs[1] = z3.BitVecVal(MEM_BASE if mem_size else 0, 64)
-        regs[2] = z3.BitVecVal(mem_size, 64)
+    layout = None
+    packet_len: Any = None
+    maps = MapSet(Memory())  # the interpreter's allocation: same value addresses
+    for spec in env.maps:
+        maps.add(spec.name, spec.type, spec.key_size, spec.value_size, spec.max_entries,
+                 spec.contents)
+    for m in maps.maps:
+        for region in m.entries.values():
+            spans.append(Span(region.name, region.base, 0, len(region.data)))
+    if env.mem_size is not None:
+        spans.append(Span("mem", MEM_BASE, 0, env.mem_size))
+        regs[1] = z3.BitVecVal(MEM_BASE if env.mem_size else 0, 64)
+        regs[2] = z3.BitVecVal(env.mem_size, 64)
+    else:
+        layout = layout_for(env.prog_type)
+        spans.append(Span("ctx", CTX_BASE, 0, layout.size))
+        regs[1] = z3.BitVecVal(CTX_BASE, 64)
+        if layout.has_packet:
+            if env.packet_len is None:
+                packet_len = z3.BitVec("packet_len", 64)
+            else:
+                packet_len = z3.BitVecVal(env.packet_len, 64)
+            spans.append(Span("packet", PACKET_BASE, z3.BitVecVal(PACKET_HEADROOM, 64),
+                              PACKET_HEADROOM + packet_len))
     regs[10] = z3.BitVecVal(STACK_BASE + STACK_SIZE, 64)
-    machine = SymbolicMachine(spans, helpers or {}, indirect_calls)
-    todo = [PathState(tuple(regs), mem0, z3.BoolVal(True), 0)]
+    table = env.helpers if env.helpers is not None else LINUX_MODELS
+    machine = SymbolicMachine(spans, table, env.indirect_calls, layout, packet_len, maps)
+    todo = [PathState(tuple(regs), mem0, _packet_bounds(packet_len), 0)]
     finished: list[tuple[Any, Any, Any]] = []  # (cond, r0, mem)
     fault = z3.BoolVal(False)
     complete = True
+    total = 0
     while todo:
+        if total > env.max_total_steps:
+            complete = False
+            break
         state = todo.pop()
         machine.state = state
-        outcome = _run_path(machine, code, todo, max_steps)
+        outcome = _run_path(machine, code, todo, env.max_steps)
+        total += state.steps
         fault = z3.Or(fault, state.fault)
         if outcome is None:
             complete = False
             continue
-        finished.append((state.cond, machine.reg(0, state.pc), state.mem))
+        if outcome:
+            finished.append((state.cond, machine.reg(0, state.pc), state.mem))
     for cond, r0 in machine.exits:
         finished.append((cond, r0, mem0))
+    data_end = machine.data_end() if packet_len is not None else None
     if not finished:
-        return SymbolicResult(z3.BitVecVal(0, 64), mem0, z3.simplify(fault), 0, False, mem0)
+        return SymbolicResult(z3.BitVecVal(0, 64), mem0, z3.simplify(fault), 0, False, mem0,
+                              packet_len, data_end)
     r0 = finished[-1][1]
     mem = finished[-1][2]
     for cond, value, m in reversed(finished[:-1]):
         r0 = z3.If(cond, value, r0)
         mem = z3.If(cond, m, mem)
     return SymbolicResult(z3.simplify(r0), mem, z3.simplify(fault), len(finished), complete,
-                          mem0)
+                          mem0, packet_len, data_end)
+
+
+def _packet_bounds(packet_len: Any) -> Any:
+    if packet_len is None or z3.is_bv_value(packet_len):
+        return z3.BoolVal(True)
+    return z3.And(z3.ULE(ETH_HLEN, packet_len), z3.ULE(packet_len, MAX_PACKET))
 
 
 def _run_path(m: SymbolicMachine, code: dict[int, Insn], todo: list[PathState],
@@ -290,3 +401,77 @@ def conformance_helpers() -> dict[int, HelperModel]:
         return r1
 
     return {5: unwind}
+
+
+# ---------------------------------------------------------------- Linux helpers in Z3
+
+def _bv(value: int) -> Any:
+    return z3.BitVecVal(value & 0xFFFFFFFFFFFFFFFF, 64)
+
+
+def _array_key(m: SymbolicMachine, mp: MapState, index: int) -> Any:
+    if mp.type not in ARRAY_TYPES:
+        raise st.Unsupported(f"insn {index}: {MapType(mp.type).name.lower()} maps have no "
+                             "symbolic model yet")
+    return m.d.zext(m.load(m.reg(2, index), 4, index), 64)
+
+
+def _array_value(mp: MapState, key: Any) -> Any:
+    """Address of an array map's value for `key` (values are laid out MAP_STRIDE apart)."""
+    base = mp.entries[(0).to_bytes(4, "little")].base
+    return _bv(base) + key * MAP_STRIDE
+
+
+def _map_lookup_elem(m: SymbolicMachine, index: int) -> Any:
+    mp = m.map_of(1, index)
+    key = _array_key(m, mp, index)
+    return z3.If(z3.ULT(key, mp.max_entries), _array_value(mp, key), _bv(0))
+
+
+def _map_update_elem(m: SymbolicMachine, index: int) -> Any:
+    mp = m.map_of(1, index)
+    key = _array_key(m, mp, index)
+    flags = m.reg(4, index)
+    result = z3.If(z3.UGT(flags, 2), _bv(-EINVAL),
+                   z3.If(z3.UGE(key, mp.max_entries), _bv(-E2BIG),
+                         z3.If(flags == 1, _bv(-EEXIST), _bv(0))))
+    ok = result == 0
+    src, dst = m.reg(3, index), _array_value(mp, key)
+    assert m.state is not None
+    for i in range(mp.value_size):
+        old = z3.Select(m.state.mem, dst + i)
+        new = z3.Select(m.state.mem, src + i)
+        m.state.mem = z3.Store(m.state.mem, dst + i, z3.If(ok, new, old))
+    return result
+
+
+def _map_delete_elem(m: SymbolicMachine, index: int) -> Any:
+    mp = m.map_of(1, index)
+    _array_key(m, mp, index)
+    return _bv(-EINVAL)  # array elements cannot be deleted
+
+
+def _tail_call(m: SymbolicMachine, index: int) -> Any:
+    return _bv(-ENOENT)  # as in the interpreter: no program array contents
+
+
+def _no_model(name: str) -> HelperModel:
+    def refuse(m: SymbolicMachine, index: int) -> Any:
+        raise st.Unsupported(f"insn {index}: helper {name} has no symbolic model yet")
+
+    return refuse
+
+
+LINUX_MODELS: dict[int, HelperModel] = {
+    HELPER_IDS["bpf_map_lookup_elem"]: _map_lookup_elem,
+    HELPER_IDS["bpf_map_update_elem"]: _map_update_elem,
+    HELPER_IDS["bpf_map_delete_elem"]: _map_delete_elem,
+    HELPER_IDS["bpf_tail_call"]: _tail_call,
+}
+# helpers that write memory or move the packet: an uninterpreted result would be wrong
+for _name in ("bpf_probe_read_kernel", "bpf_probe_read_user", "bpf_probe_read",
+              "bpf_probe_read_kernel_str", "bpf_probe_read_user_str", "bpf_probe_read_str",
+              "bpf_skb_load_bytes", "bpf_ringbuf_reserve", "bpf_ringbuf_submit",
+              "bpf_ringbuf_discard", "bpf_ringbuf_output", "bpf_xdp_adjust_head",
+              "bpf_xdp_adjust_tail", "bpf_loop", "bpf_for_each_map_elem"):
+    LINUX_MODELS[HELPER_IDS[_name]] = _no_model(_name)
