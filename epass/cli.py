@@ -49,7 +49,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("obj", metavar="PROG.o", type=click.Path(dir_okay=False))
+@click.argument("obj", metavar="PROG.o", type=click.Path())
 @section_option
 @json_option
 def read(obj: str, section: str | None, as_json: bool) -> None:
@@ -68,7 +68,7 @@ def read(obj: str, section: str | None, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("obj", metavar="PROG.o", type=click.Path(dir_okay=False))
+@click.argument("obj", metavar="PROG.o", type=click.Path())
 @section_option
 @click.option("--log-level", type=click.IntRange(0, 2), default=1, show_default=True,
               help="Verifier log level: 1 the failing path, 2 every state (slow, large).")
@@ -93,7 +93,7 @@ def verify(obj: str, section: str | None, log_level: int, with_log: bool, as_jso
 
 
 @cli.command(name="run")
-@click.argument("obj", metavar="PROG.o", type=click.Path(dir_okay=False))
+@click.argument("obj", metavar="PROG.o", type=click.Path())
 @section_option
 @click.option("--data-in", type=click.File("rb"), metavar="FILE",
               help="Input packet bytes (default: a 74-byte Ethernet/IPv4/UDP sample).")
@@ -137,7 +137,7 @@ def run_cmd(obj: str, section: str | None, data_in, ctx_in, stubs: tuple[str, ..
 
 
 @cli.command()
-@click.argument("directory", metavar="DIR", type=click.Path(file_okay=False))
+@click.argument("directory", metavar="DIR", type=click.Path())
 @click.option("--symbolic", is_flag=True,
               help="Use the Z3 encoding (solve for r0, check it is unique) instead of the "
                    "interpreter.")

@@ -20,11 +20,8 @@ Fixtures
 
 from __future__ import annotations
 
-import ctypes
 import os
-import platform
 import shutil
-import struct
 import subprocess
 import tempfile
 import time
@@ -33,6 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
+from epass.kernel.syscall import bpf_permitted as bpf_permitted_reason
 
 import progs
 
@@ -120,50 +119,19 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 # --- bpf() permission -------------------------------------------------------
 
-_NR_BPF = {"x86_64": 321, "aarch64": 280, "arm64": 280, "riscv64": 280, "s390x": 351}
-_BPF_MAP_CREATE = 0
-_BPF_MAP_TYPE_ARRAY = 2
-
-
-def _bpf_permitted_ctypes() -> str | None:
-    """None if bpf(BPF_MAP_CREATE) of a 1-entry array works, else the reason."""
-    nr = _NR_BPF.get(platform.machine())
-    if nr is None:
-        return f"bpf() syscall number unknown for {platform.machine()}"
-    libc = ctypes.CDLL(None, use_errno=True)
-    # union bpf_attr, BPF_MAP_CREATE prefix: map_type, key_size, value_size,
-    # max_entries, map_flags (all u32); the rest must be zero.
-    attr = ctypes.create_string_buffer(struct.pack("<5I", _BPF_MAP_TYPE_ARRAY, 4, 4, 1, 0), 128)
-    fd = libc.syscall(nr, _BPF_MAP_CREATE, attr, ctypes.sizeof(attr))
-    if fd < 0:
-        err = ctypes.get_errno()
-        return f"bpf(BPF_MAP_CREATE) failed: {os.strerror(err)} (errno {err}); needs root/CAP_BPF"
-    os.close(fd)
-    return None
-
-
-def _bpf_not_permitted_reason() -> str | None:
-    try:
-        from epass.kernel.syscall import bpf_permitted as kernel_bpf_permitted
-    except ImportError:
-        return _bpf_permitted_ctypes()
-    try:
-        res = kernel_bpf_permitted()
-    except Exception:  # fall back to the self-contained probe
-        return _bpf_permitted_ctypes()
-    if res is None or res is True:
-        return None
-    if res is False:
-        return "bpf() is not permitted here"
-    return str(res)
+def skip_without_bpf(reason: str) -> None:
+    """Skip, or fail where CI demands the kernel (EPASS_REQUIRE_BPF=1, see docs/decisions.md)."""
+    if os.environ.get("EPASS_REQUIRE_BPF") == "1":
+        pytest.fail(f"bpf() is required here (EPASS_REQUIRE_BPF=1) but {reason}")
+    pytest.skip(f"bpf() not permitted: {reason}")
 
 
 @pytest.fixture(scope="session")
 def bpf_permitted() -> None:
     """Skip unless bpf() works here (a tiny array map can be created)."""
-    reason = _bpf_not_permitted_reason()
+    reason = bpf_permitted_reason()
     if reason:
-        pytest.skip(f"bpf() not permitted: {reason}")
+        skip_without_bpf(reason)
 
 
 # --- bpffs ------------------------------------------------------------------

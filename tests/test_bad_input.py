@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import struct
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -183,19 +184,21 @@ def test_unknown_section_option(good):
             f"{good}: no program in section 'tc'; sections: xdp (prog)")
 
 
-def test_directory_is_a_usage_error(tmp_path):
-    run = epass("read", str(tmp_path))
-    assert run.code == 2
-    assert "is a directory" in run.err
+def test_directory(tmp_path):
+    _expect(["read", str(tmp_path)], f"{tmp_path}: cannot read: Is a directory")
 
 
 def test_verify_without_bpf_permission(good):
-    good.chmod(0o644)
-    for parent in good.parents:
-        if parent == Path("/"):
-            break
-        parent.chmod(parent.stat().st_mode | 0o005)
-    run = epass("verify", str(good), user="65534")
+    # a world-readable copy, so that the unprivileged user can read it
+    shared = Path(tempfile.mkdtemp(prefix="epass-"))
+    try:
+        shared.chmod(0o755)
+        obj = shared / "good.o"
+        shutil.copy(good, obj)
+        obj.chmod(0o644)
+        run = epass("verify", str(obj), user="65534")
+    finally:
+        shutil.rmtree(shared)
     assert run.code == 2, run
     assert run.err.startswith("epass: error: bpf(")
     assert "is not permitted here: needs root or CAP_BPF+CAP_PERFMON+CAP_NET_ADMIN" in run.err

@@ -13,27 +13,44 @@ from cli import epass
 DOC = Path(__file__).resolve().parents[1] / "docs" / "json.md"
 
 
-def documented() -> dict[str, set[str]]:
-    """schema name -> keys, from the tables that follow `<!-- schema: NAME -->`."""
-    schemas: dict[str, set[str]] = {}
+def documented() -> dict[str, dict[str, str]]:
+    """schema name -> {key: type}, from the tables that follow `<!-- schema: NAME -->`."""
+    schemas: dict[str, dict[str, str]] = {}
     current = None
     for line in DOC.read_text().splitlines():
         marker = re.match(r"<!-- schema: ([\w.]+) -->", line)
         if marker:
             current = marker.group(1)
-            schemas[current] = set()
+            schemas[current] = {}
         elif current and line.startswith("| `"):
-            schemas[current].add(line.split("`")[1])
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            schemas[current][cells[0].strip("`")] = cells[1]
         elif current and not line.strip():
             current = None
     return schemas
 
 
 SCHEMAS = documented()
+SCALARS = {"int": int, "string": str, "bool": bool}
+
+
+def type_ok(value: object, declared: str) -> bool:
+    """Whether `value` has the documented type: `int`, `string or null`, `array of x`, ..."""
+    if declared.endswith(" or null"):
+        return value is None or type_ok(value, declared[: -len(" or null")])
+    if declared in SCALARS:
+        # bool is an int in Python: keep them apart
+        return type(value) is SCALARS[declared]
+    if declared.startswith("array of "):
+        return isinstance(value, list)
+    return isinstance(value, dict)  # "object" and named sub-schemas
 
 
 def check(schema: str, value: dict, optional: frozenset[str] = frozenset()) -> None:
-    assert set(value) | (SCHEMAS[schema] & optional) == SCHEMAS[schema], schema
+    keys = set(SCHEMAS[schema])
+    assert set(value) | (keys & optional) == keys, schema
+    for key, item in value.items():
+        assert type_ok(item, SCHEMAS[schema][key]), (schema, key, item)
 
 
 def test_docs_have_the_schemas():

@@ -108,12 +108,20 @@ def on_kernel(obj: BpfObject, program: Program, packet: bytes,
         name = kind.prog_type.name.lower() if kind else "unknown"
         raise KernelError(f"BPF_PROG_TEST_RUN cannot run {name} programs with a packet; "
                           "run without --kernel", file=obj.path, section=program.section)
-    with open_object(obj) as loaded:
+    try:
+        loaded = open_object(obj)
+    except EpassError as e:
+        raise e.at(file=obj.path) from None
+    with loaded:
         load = loaded.load_program(program)
         if not load.accepted:
             return {"accepted": False, "verdict": load_report(load, with_log=False)}
         affinity = os.sched_getaffinity(0)
-        os.sched_setaffinity(0, {0})  # per-CPU maps: read back CPU 0's values
+        try:
+            os.sched_setaffinity(0, {0})  # per-CPU maps: read back CPU 0's values
+        except OSError as e:
+            raise KernelError(f"cannot run on CPU 0 (per-CPU maps are read there): "
+                              f"{e.strerror}", file=obj.path) from None
         try:
             result = syscall.prog_test_run(load.fd, data_in=packet, ctx_in=ctx,
                                            data_size_out=len(packet) + 4096)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import errno as _errno
-import os
 from typing import Any
 
 from epass.commands.read import program_header, source_json
-from epass.errors import KernelError
+from epass.errors import EpassError, KernelError
 from epass.kernel import syscall
 from epass.kernel.loader import ProgramLoad, open_object
 from epass.kernel.verifier_log import parse_log
@@ -33,9 +31,13 @@ def load_report(load: ProgramLoad, with_log: bool) -> dict[str, Any]:
             if log.error.insn is not None:
                 error["source"] = source_json(load.program.line_at(log.error.insn))
         if not error["message"]:
-            name = _errno.errorcode.get(load.errno, str(load.errno))
-            error["message"] = (f"the kernel refused the program before verifying it: "
-                                f"{os.strerror(load.errno)} ({name})")
+            if log.processed_insns is not None:
+                # the verifier ran, but this log level does not say why
+                error["message"] = (f"rejected ({syscall.errno_text(load.errno)}); rerun with "
+                                    "--log-level 1 for the reason")
+            else:
+                error["message"] = ("the kernel refused the program before verifying it: "
+                                    f"{syscall.errno_text(load.errno)}")
     report = {
         **program_header(load.program),
         "accepted": load.accepted,
@@ -57,7 +59,11 @@ def verify_report(obj: BpfObject, programs: list[Program], *, log_level: int,
                   with_log: bool) -> dict[str, Any]:
     require_bpf()
     results = []
-    with open_object(obj) as loaded:
+    try:
+        loaded = open_object(obj)
+    except EpassError as e:
+        raise e.at(file=obj.path) from None
+    with loaded:
         for prog in programs:
             load = loaded.load_program(prog, log_level=log_level)
             results.append(load_report(load, with_log))

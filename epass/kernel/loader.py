@@ -13,7 +13,7 @@ import os
 import time
 from dataclasses import dataclass, field, replace
 
-from epass.errors import KernelError, ObjectError
+from epass.errors import EpassError, KernelError, ObjectError
 from epass.isa import Insn, LoadImm64, PseudoKind, encode
 from epass.kernel import syscall
 from epass.obj.btf import BtfKind, load_vmlinux_btf
@@ -98,6 +98,13 @@ class LoadedObject:
         if program.kind is None:
             raise ObjectError("no program type is known for this section",
                               section=program.section)
+        try:
+            return self._load(program, log_level, insns, with_btf)
+        except EpassError as e:
+            raise e.at(file=self.obj.path, section=program.section) from None
+
+    def _load(self, program: Program, log_level: int, insns: list[Insn] | None,
+              with_btf: bool) -> ProgramLoad:
         code = encode(self.resolve_maps(program, insns))
         use_btf = with_btf and self.btf_fd is not None and insns is None
         start = time.perf_counter()
@@ -137,7 +144,7 @@ class LoadedObject:
             func_info_rec_size=FUNC_INFO_REC_SIZE,
             line_info=encode_line_info(program.line_info) if use_btf else b"",
             line_info_rec_size=LINE_INFO_REC_SIZE,
-            log_level=log_level | BPF_LOG_STATS if log_level else 0,
+            log_level=log_level | BPF_LOG_STATS,  # statistics at every level, 0 included
         )
 
 
@@ -197,13 +204,21 @@ def _create_map(loaded: LoadedObject, m: MapDef) -> int:
     except syscall.BpfError as e:
         if e.errno in (_errno.EPERM, _errno.EACCES):
             raise
-        raise KernelError(f"cannot create map {m.name!r}: {e.message}",
+        hint = ""
+        if m.type == MapType.RINGBUF and e.errno == _errno.EINVAL:
+            hint = " (a ringbuf's max_entries must be a power-of-2 multiple of the page size)"
+        raise KernelError(f"cannot create map {m.name!r}: {e.message}{hint}",
+                          file=loaded.obj.path, section=m.section) from None
+    try:
+        if m.origin == MapOrigin.DATA:
+            if m.initial is not None:
+                syscall.map_update_elem(fd, b"\0\0\0\0", m.initial)
+            if m.readonly:
+                syscall.map_freeze(fd)
+    except syscall.BpfError as e:
+        syscall.close(fd)
+        raise KernelError(f"cannot fill map {m.name!r}: {e.message}", file=loaded.obj.path,
                           section=m.section) from None
-    if m.origin == MapOrigin.DATA:
-        if m.initial is not None:
-            syscall.map_update_elem(fd, b"\0\0\0\0", m.initial)
-        if m.readonly:
-            syscall.map_freeze(fd)
     return fd
 
 
@@ -215,7 +230,7 @@ def _attach_btf_id(program: Program) -> int:
     ids = load_vmlinux_btf().find(BtfKind[btf_kind.upper()], name)
     if not ids:
         raise ObjectError(f"attach target {name!r} is not in the running kernel's BTF",
-                          section=program.section)
+                          section=program.section)  # LoadedObject.load_program adds the file
     return ids[0]
 
 

@@ -61,7 +61,13 @@ class BpfError(KernelError):
         super().__init__(message)
 
 
-def _errno_text(err: int) -> str:
+ENOTSUPP = 524  # the kernel-internal "operation not supported" some commands leak
+
+
+def errno_text(err: int) -> str:
+    """`Permission denied (EACCES)`; also names the kernel-internal ENOTSUPP."""
+    if err == ENOTSUPP:
+        return "Operation not supported (ENOTSUPP)"
     name = _errno.errorcode.get(err, str(err))
     return f"{os.strerror(err)} ({name})"
 
@@ -88,7 +94,7 @@ _CAPABILITY_GATED = frozenset(
 def _default_message(cmd: BpfCmd, err: int) -> str:
     if cmd in _CAPABILITY_GATED and err in (_errno.EPERM, _errno.EACCES):
         return f"bpf({cmd.name}) {_NOT_PERMITTED} ({_errno.errorcode[err]})"
-    return f"bpf({cmd.name}) failed: {_errno_text(err)}"
+    return f"bpf({cmd.name}) failed: {errno_text(err)}"
 
 
 # --- attr layouts (offsets checked against include/uapi/linux/bpf.h) --------------
@@ -421,7 +427,7 @@ def btf_load(data: bytes, *, log_level: int = 0) -> int:
         retry_fd, _, log = _btf_load_once(data, 1)
         if retry_fd >= 0:
             close(retry_fd)
-    message = f"bpf(BTF_LOAD) failed: {_errno_text(err)}"
+    message = f"bpf(BTF_LOAD) failed: {errno_text(err)}"
     reason = _last_line(log)
     if reason:
         message += f": {reason}"
@@ -605,7 +611,8 @@ def prog_load(
         attr.log_buf = _addr(log_buf)
         attr.log_true_size = 0
         fd, err = _load_with_retries(attr)
-        log = _c_string(log_buf.raw) if log_buf is not None else ""
+        # string_at stops at the NUL: no copy of the whole (maybe huge) buffer
+        log = ctypes.string_at(log_buf).decode("utf-8", "replace") if log_buf is not None else ""
         # Capability checks fail before the verifier runs, so with an empty log;
         # an EPERM the verifier explains (or EACCES) is a rejection like any other.
         if err == _errno.EPERM and not log.strip():
@@ -614,6 +621,9 @@ def prog_load(
             # 6.4+ reports the size it needed; older kernels get doubling.
             size = min(max(attr.log_true_size, size * 2), LOG_SIZE_MAX)
             continue
+        if err == _errno.ENOSPC and log_level:
+            raise KernelError(f"the verifier log is larger than {LOG_SIZE_MAX >> 20} MiB; "
+                              "use a lower log level")
         return ProgLoadResult(fd=None if err else fd, errno=err, log=log)
 
 
@@ -677,7 +687,7 @@ def prog_test_run(
         raise BpfError(
             BpfCmd.PROG_TEST_RUN,
             err,
-            f"bpf(PROG_TEST_RUN) failed: {_errno_text(err)}: output is larger than "
+            f"bpf(PROG_TEST_RUN) failed: {errno_text(err)}: output is larger than "
             f"data_size_out={out_size} / ctx_size_out={ctx_out_size}",
         )
     if err:

@@ -59,6 +59,7 @@ class ErrorClass(StrEnum):
     BACK_EDGE = "back-edge"
     UNREACHABLE = "unreachable"
     INVALID_HELPER = "invalid-helper"
+    GPL_ONLY_HELPER = "gpl-only-helper"
     INVALID_ARGUMENT = "invalid-argument"
     UNRELEASED_REFERENCE = "unreleased-reference"
     INVALID_RETURN = "invalid-return"
@@ -117,6 +118,8 @@ ERROR_PATTERNS: tuple[ErrorPattern, ...] = (
         r"combined stack size of (?P<calls>\d+) calls is (?P<size>\d+)\. Too large",
         whole_program=True,
     ),
+    _row(_E.GPL_ONLY_HELPER,
+         r"cannot call GPL-restricted function from non-GPL compatible program"),
     _row(_E.CALL_STACK_TOO_DEEP, r"the call stack of (?P<frames>\d+) frames is too deep"),
     _row(
         _E.UNRELEASED_REFERENCE,

@@ -39,6 +39,9 @@ class ContextLayout:
     pointers: tuple[PointerField, ...] = ()
     writable: tuple[tuple[int, int], ...] = ()  # (offset, size) ranges the program may write
     has_packet: bool = False
+    # u32 fields the kernel keeps in fewer bytes: (offset, bytes kept); a store keeps only
+    # those, so reading the field back gives the truncated value
+    narrow: tuple[tuple[int, int], ...] = ()
 
     def pointer_at(self, offset: int, size: int) -> PointerField | None:
         for p in self.pointers:
@@ -48,6 +51,10 @@ class ContextLayout:
 
     def may_write(self, offset: int, size: int) -> bool:
         return any(lo <= offset and offset + size <= lo + n for lo, n in self.writable)
+
+    def kept(self, offset: int, size: int) -> int:
+        """How many bytes of a `size`-byte store at `offset` the kernel keeps."""
+        return next((n for o, n in self.narrow if o == offset and n < size), size)
 
 
 XDP = ContextLayout(
@@ -63,6 +70,7 @@ SKB = ContextLayout(
     # mark, priority, cb[5], tc_index, tc_classid, tstamp as the kernel allows for tc
     writable=((8, 4), (32, 4), (44, 4), (48, 20), (72, 4), (152, 8)),
     has_packet=True,
+    narrow=((44, 2), (72, 2)),  # tc_index and tc_classid are __u16 in the kernel
 )
 
 RAW_CTX_SIZE = 256

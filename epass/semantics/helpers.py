@@ -199,7 +199,9 @@ def xdp_adjust_tail(it: Interpreter, index: int) -> int:
 
 @helper("bpf_skb_load_bytes")
 def skb_load_bytes(it: Interpreter, index: int) -> int:
+    # the helper takes a u32 offset and a u32 len: an offset of 2**32 + 2 reads at 2
     offset, dst, size = it.arg(2, index), it.arg(3, index), it.arg(4, index)
+    offset, size = offset & 0xFFFFFFFF, size & 0xFFFFFFFF
     packet = it.packet
     if packet is None:
         return -EINVAL

@@ -197,6 +197,9 @@ class Interpreter:
             if not self.layout.may_write(off, size):
                 raise MemoryFault(index, f"write of {size} bytes to ctx{off:+d}, "
                                          f"which {self.layout.name} does not allow")
+            # `skb->tc_index = value` keeps 16 bits: a u32 read gives them zero-extended
+            kept = self.layout.kept(off, size)
+            value = Word(value.value & ((1 << (8 * kept)) - 1), value.bits)
         self.memory.write(a, size, value.value, index)
 
     def _packet_pointer(self, what: str) -> int:
