@@ -11,6 +11,8 @@ from epass.kernel.loader import ProgramLoad, open_object
 from epass.kernel.verifier_log import parse_log
 from epass.obj.model import BpfObject, Program
 
+LOG_TAIL = 1 << 16
+
 
 def require_bpf() -> None:
     """One clear line (exit 2) when this process may not use bpf()."""
@@ -21,7 +23,9 @@ def require_bpf() -> None:
 
 def load_report(load: ProgramLoad, with_log: bool) -> dict[str, Any]:
     """The verdict of one load, as `epass verify --json` prints it."""
-    log = parse_log(load.log)
+    # the verdict, the error block and the statistics are at the end: a level 2 log can
+    # be hundreds of MB, so only its tail is parsed (its first, cut line is harmless)
+    log = parse_log(load.log[-LOG_TAIL:])
     error = None
     if not load.accepted:
         error = {"insn": None, "message": None, "class": "unknown", "source": None}
