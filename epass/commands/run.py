@@ -13,6 +13,7 @@ from epass.obj.model import BpfObject, MapOrigin, Program
 from epass.semantics import step as st
 from epass.semantics.interp import Environment, MapSpec, RunResult, StepLimit, run
 from epass.semantics.packets import sample_packet
+from epass.semantics.testrun import data_out, program_input
 from epass.uapi import ProgType
 
 # program types BPF_PROG_TEST_RUN runs with a packet
@@ -68,15 +69,18 @@ def parse_stubs(specs: tuple[str, ...] | list[str]) -> dict[str, int]:
 
 def interpret(obj: BpfObject, program: Program, packet: bytes,
               ctx: bytes | None, stubs: dict[str, int] | None = None) -> RunResult:
+    """Run on the interpreter as BPF_PROG_TEST_RUN would run it (see semantics/testrun.py)."""
     insns, maps = interpreter_inputs(obj, program)
     kind = program.kind
-    env = Environment(prog_type=kind.prog_type if kind else None, packet=packet, ctx=ctx,
-                      maps=maps,
+    prog_type = kind.prog_type if kind else None
+    view = program_input(prog_type, packet, ctx)
+    env = Environment(prog_type=prog_type, packet=view.packet, ctx=view.ctx, maps=maps,
                       stubs={name: (lambda it, index, v=v: v) for name, v in (stubs or {}).items()})
     try:
-        return run(insns, env)
+        result = run(insns, env)
     except (st.Unsupported, StepLimit) as e:
         raise EpassError(str(e), file=obj.path, section=program.section) from None
+    return replace(result, packet=data_out(view, result.packet))
 
 
 def _interpreter_json(result: RunResult) -> dict[str, Any]:
