@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 
 from epass.isa import Call, CallKind, Insn, LoadImm64, PseudoKind, encode, slot_indices
 from epass.kernel.syscall import (
+    BpfError,
     btf_load,
     close,
     map_create,
@@ -43,6 +44,7 @@ class KernelResult:
     retval: int | None = None  # BPF_PROG_TEST_RUN's retval: r0 truncated to u32
     packet: bytes = b""
     maps: dict[str, dict[bytes, bytes]] = field(default_factory=dict)
+    run_error: str | None = None  # BPF_PROG_TEST_RUN refused the input (a short IPv4 frame)
 
     @property
     def reason(self) -> str:
@@ -121,7 +123,8 @@ def run_in_kernel(insns: list[Insn], maps: list[MapSpec], packet: bytes,
     try:
         for spec in maps:
             fds.append(create_map(spec))
-        btf: dict = {}
+        btf: dict[str, int | bytes] = {}
+        # taking a function's address needs func_info ("missing btf func_info" otherwise)
         if any(isinstance(i, LoadImm64) and i.kind == PseudoKind.FUNC for i in insns):
             btf_fd = btf_load(_FUNC_BTF)
             btf = dict(prog_btf_fd=btf_fd, func_info_rec_size=8, func_info=b"".join(
@@ -131,7 +134,10 @@ def run_in_kernel(insns: list[Insn], maps: list[MapSpec], packet: bytes,
         if not loaded.ok:
             return KernelResult(False, loaded.log)
         prog_fd = loaded.fd
-        run = prog_test_run(prog_fd, data_in=packet, data_size_out=DATA_OUT_MAX)
+        try:
+            run = prog_test_run(prog_fd, data_in=packet, data_size_out=DATA_OUT_MAX)
+        except BpfError as e:
+            return KernelResult(True, loaded.log, run_error=str(e))
         contents = {spec.name: read_map(fd, spec) for spec, fd in zip(maps, fds, strict=True)}
         return KernelResult(True, loaded.log, run.retval, run.data_out, contents)
     finally:

@@ -256,11 +256,14 @@ def for_each_map_elem(it: Interpreter, index: int) -> int:
     if flags:
         return -EINVAL
     done = 0
+    # a callback may call for_each_map_elem again: each nesting level gets its own key
+    # address, as each call has its own kernel stack frame
+    depth = sum(r.name.endswith(".key") for r in it.memory.regions)
     for key, value in list(m.entries.items()):
         # the key lives on the kernel's stack during the call: give it a read-only region
         key_region = it.memory.add(Region(RegionKind.KERNEL, f"{m.name}.key",
-                                          KERNEL_BASE - 0x1_0000, bytearray(key),
-                                          writable=False))
+                                          KERNEL_BASE - 0x1_0000 * (depth + 1),
+                                          bytearray(key), writable=False))
         try:
             stop = it.call_function(fn, (m.handle, key_region.base, value.base, ctx), index)
         finally:

@@ -39,6 +39,8 @@ from epass.uapi import ProgType
 MAX_CALL_FRAMES = 8
 CODE_BASE = 0x0800_0000  # a function pointer is CODE_BASE + 8 * slot
 MAY_GOTO_BUDGET = 8 * 1024 * 1024  # BPF_MAX_LOOPS
+SKF_NET_OFF, SKF_LL_OFF = -0x100000, -0x200000  # LD_ABS/LD_IND: relative to a header
+ETH_HLEN = 14
 Stub = Callable[["Interpreter", int], int]
 
 
@@ -236,8 +238,18 @@ class Interpreter:
         if self.packet is None:
             raise ProgramExit(0)
         lo, hi = self.packet.window
-        off = offset.signed
-        if off < 0 or lo + off + size > hi:
+        # bpf_skb_load_helper_*(skb, int offset): the low 32 bits, signed. Negative offsets
+        # from SKF_NET_OFF / SKF_LL_OFF address the network / mac header (as tc sees the
+        # frame: the mac header at data, the network header after 14 bytes of Ethernet).
+        off = offset.value & 0xFFFFFFFF
+        off -= (off >> 31) << 32
+        if off < SKF_LL_OFF:
+            raise ProgramExit(0)
+        if off < SKF_NET_OFF:
+            off -= SKF_LL_OFF
+        elif off < 0:
+            off += ETH_HLEN - SKF_NET_OFF
+        if lo + off + size > hi:
             raise ProgramExit(0)  # the kernel ends the program with r0 = 0
         raw = self.packet.data[lo + off : lo + off + size]
         return Word(int.from_bytes(raw, "big"), 8 * size)  # LD_ABS/IND convert from network order

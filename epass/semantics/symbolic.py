@@ -25,7 +25,18 @@ from epass.semantics import step as st
 from epass.semantics.ctx import ContextLayout, layout_for
 from epass.semantics.domain import SYMBOLIC
 from epass.semantics.interp import CODE_BASE, MapSpec
-from epass.semantics.maps import ARRAY_TYPES, E2BIG, EEXIST, EINVAL, ENOENT, MapSet, MapState
+from epass.semantics.maps import (
+    ARRAY_TYPES,
+    BPF_EXIST,
+    BPF_F_LOCK,
+    BPF_NOEXIST,
+    E2BIG,
+    EEXIST,
+    EINVAL,
+    ENOENT,
+    MapSet,
+    MapState,
+)
 from epass.semantics.memory import (
     CTX_BASE,
     MAP_STRIDE,
@@ -432,9 +443,13 @@ def _map_update_elem(m: SymbolicMachine, index: int) -> Any:
     mp = m.map_of(1, index)
     key = _array_key(m, mp, index)
     flags = m.reg(4, index)
-    result = z3.If(z3.UGT(flags, 2), _bv(-EINVAL),
+    # array_map_update_elem's order (as maps.MapSet.update): unknown flags, the index,
+    # BPF_NOEXIST, then BPF_F_LOCK (-EINVAL: no spin lock in our values)
+    lock, noexist = _bv(BPF_F_LOCK), _bv(BPF_NOEXIST)
+    result = z3.If(z3.UGT(flags & ~lock, BPF_EXIST), _bv(-EINVAL),
                    z3.If(z3.UGE(key, mp.max_entries), _bv(-E2BIG),
-                         z3.If(flags == 1, _bv(-EEXIST), _bv(0))))
+                         z3.If((flags & noexist) != 0, _bv(-EEXIST),
+                               z3.If((flags & lock) != 0, _bv(-EINVAL), _bv(0)))))
     ok = result == 0
     src, dst = m.reg(3, index), _array_value(mp, key)
     assert m.state is not None
