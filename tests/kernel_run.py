@@ -17,20 +17,18 @@ import struct
 from dataclasses import dataclass, field, replace
 
 from epass.isa import Call, CallKind, Insn, LoadImm64, PseudoKind, encode, slot_indices
+from epass.kernel.snapshot import map_contents
 from epass.kernel.syscall import (
     BpfError,
     btf_load,
     close,
     map_create,
-    map_get_next_key,
-    map_lookup_elem,
     map_update_elem,
     prog_load,
     prog_test_run,
 )
 from epass.obj.btf import Btf, BtfFunc, BtfFuncProto, BtfInt, FuncLinkage, IntEncoding
 from epass.semantics.interp import MapSpec
-from epass.semantics.maps import ARRAY_TYPES
 from epass.uapi import ProgType
 
 _BY_FD = {PseudoKind.MAP_IDX: PseudoKind.MAP_FD, PseudoKind.MAP_IDX_VALUE: PseudoKind.MAP_VALUE}
@@ -66,20 +64,9 @@ def relocate(insns: list[Insn], fds: list[int]) -> list[Insn]:
 
 def read_map(fd: int, spec: MapSpec) -> dict[bytes, bytes]:
     """Every entry, keys sorted (as the interpreter's snapshot)."""
-    if spec.type in ARRAY_TYPES:
-        keys = [i.to_bytes(spec.key_size, "little") for i in range(spec.max_entries)]
-    else:
-        keys = []
-        key = map_get_next_key(fd, None, spec.key_size)
-        while key is not None:
-            keys.append(key)
-            key = map_get_next_key(fd, key, spec.key_size)
-    out = {}
-    for key in sorted(keys):
-        value = map_lookup_elem(fd, key, spec.value_size)
-        if value is not None:
-            out[key] = value
-    return out
+    contents = map_contents(fd, spec.type, spec.key_size, spec.value_size)
+    assert contents is not None, f"map {spec.name}: its type cannot be listed"
+    return contents
 
 
 def subprogram_starts(insns: list[Insn]) -> list[int]:

@@ -442,34 +442,8 @@ def build(name: str, cpu: str, out_dir: Path, *, extra_flags: Sequence[str] = ()
 
 
 def sample_packet() -> bytes:
-    """A 74-byte Ethernet/IPv4/UDP frame 10.0.0.1:1234 -> 10.0.0.2:53, ttl 64.
+    """The reference input for ``sample_retval``: epass's own default packet, a 74-byte
+    Ethernet/IPv4/UDP frame 10.0.0.1:1234 -> 10.0.0.2:53 with a valid IPv4 checksum."""
+    from epass.semantics.packets import sample_packet as epass_sample_packet
 
-    The reference input for ``sample_retval``: valid IPv4 header checksum,
-    even length, no more than 14 zero bytes in the first 64.
-    """
-    import struct
-
-    payload = b"epass-sample-packet-payload-0123"
-    udp_len = 8 + len(payload)
-    ip = bytearray(
-        struct.pack(
-            "!BBHHHBBH4s4s",
-            0x45,
-            0,
-            20 + udp_len,
-            1,
-            0,
-            64,
-            17,
-            0,
-            bytes((10, 0, 0, 1)),
-            bytes((10, 0, 0, 2)),
-        )
-    )
-    csum = sum(struct.unpack("!10H", ip))
-    csum = (csum & 0xFFFF) + (csum >> 16)
-    csum = (csum & 0xFFFF) + (csum >> 16)
-    ip[10:12] = struct.pack("!H", ~csum & 0xFFFF)
-    eth = bytes.fromhex("aaaaaaaaaaaabbbbbbbbbbbb0800")
-    udp = struct.pack("!HHHH", 1234, 53, udp_len, 0)
-    return eth + bytes(ip) + udp + payload
+    return epass_sample_packet()
