@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno as _errno
 import os
-import time
 from dataclasses import dataclass, field, replace
 
 from epass.errors import EpassError, KernelError, ObjectError
@@ -36,8 +35,6 @@ class ProgramLoad:
     insn_count: int  # slots submitted
     xlated_count: int | None = None  # slots after the kernel's rewrites (accepted only)
     verified_insns: int | None = None
-    load_time_s: float = 0.0
-    btf_used: bool = False
 
     @property
     def accepted(self) -> bool:
@@ -107,7 +104,6 @@ class LoadedObject:
               with_btf: bool) -> ProgramLoad:
         code = encode(self.resolve_maps(program, insns))
         use_btf = with_btf and self.btf_fd is not None and insns is None
-        start = time.perf_counter()
         try:
             result = self._prog_load(program, code, use_btf, log_level)
         except syscall.BpfError as e:
@@ -116,9 +112,7 @@ class LoadedObject:
             if e.errno != _errno.EPERM or syscall.bpf_permitted() is not None:
                 raise
             result = syscall.ProgLoadResult(None, e.errno, "")
-        elapsed = time.perf_counter() - start
-        load = ProgramLoad(program, result.fd, result.errno, result.log, len(code) // 8,
-                           load_time_s=elapsed, btf_used=use_btf)
+        load = ProgramLoad(program, result.fd, result.errno, result.log, len(code) // 8)
         if result.fd is not None:
             self.prog_fds.append(result.fd)
             info = syscall.prog_get_info(result.fd)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from elftools.common.exceptions import ELFError, ELFParseError
@@ -369,7 +370,7 @@ class _Reader:
         return prog
 
     def _relocate(self, prog: Program, code: _Code, slot: int, at: int, insn: Insn,
-                  place) -> Insn:
+                  place: Callable[[Function], int]) -> Insn:
         reloc = code.relocs.get(slot)
 
         def fail(message: str) -> ObjectError:
@@ -414,14 +415,14 @@ class _Reader:
         raise fail(f"relocation against {sym.name!r} in section {sym.section}, "
                    "which is neither code, a map nor global data")
 
-    def _map_symbol(self, sym: Symbol, fail) -> str:
+    def _map_symbol(self, sym: Symbol, fail: Callable[[str], ObjectError]) -> str:
         if sym.kind == "STT_SECTION":
             raise fail("map reference through a section symbol is not supported")
         if sym.name not in self.map_by_name:
             raise fail(f"reference to map {sym.name!r}, which is not defined")
         return sym.name
 
-    def _kfunc(self, sym: Symbol, fail) -> Insn:
+    def _kfunc(self, sym: Symbol, fail: Callable[[str], ObjectError]) -> Insn:
         ids = load_vmlinux_btf().find(BtfKind.FUNC, sym.name)
         if not ids:
             raise fail(f"kfunc {sym.name!r} is not in the running kernel's BTF")
