@@ -19,9 +19,11 @@ from epass.isa import CallReg, Insn, LoadImm64, PseudoKind, helper_name, slot_co
 from epass.semantics import step as st
 from epass.semantics.ctx import ContextLayout, layout_for, prog_test_run_ctx
 from epass.semantics.domain import CONCRETE, Word
+from epass.semantics.helpers import LINUX_HELPERS
 from epass.semantics.maps import MapSet, MapState
 from epass.semantics.memory import (
     CTX_BASE,
+    KERNEL_BASE,
     MEM_BASE,
     PACKET_BASE,
     PACKET_HEADROOM,
@@ -160,8 +162,6 @@ class Interpreter:
                                               writable=bool(self.layout.writable)))
             self.regs[1] = Word(CTX_BASE, 64)
         if env.kernel_memory:
-            from epass.semantics.memory import KERNEL_BASE
-
             self.memory.add(Region(RegionKind.KERNEL, "kernel", KERNEL_BASE,
                                    bytearray(env.kernel_memory), writable=False))
         self._push_stack(0)
@@ -255,8 +255,6 @@ class Interpreter:
         return Word(int.from_bytes(raw, "big"), 8 * size)  # LD_ABS/IND convert from network order
 
     def call_helper(self, helper_id: int, index: int) -> None:
-        from epass.semantics.helpers import LINUX_HELPERS
-
         table = self.env.helper_table if self.env.helper_table is not None else LINUX_HELPERS
         name = helper_name(helper_id) or f"helper#{helper_id}"
         args = tuple(r.value if r is not None else 0 for r in self.regs[1:6])
