@@ -77,3 +77,8 @@ class BTFError(ObjectError):
 
 class KernelError(EpassError):
     """The running kernel cannot do what was asked (no permission, missing feature)."""
+
+
+class IRError(EpassError):
+    """A program the IR cannot represent, IR text that does not parse, or IR that
+    cannot be compiled back (for example, spills that do not fit the frame)."""

@@ -231,3 +231,27 @@ def helper_name(helper_id: int) -> str | None:
     if 0 < helper_id < len(HELPER_NAMES):
         return HELPER_NAMES[helper_id]
     return None
+
+
+# Number of arguments each helper takes (index: helper id), read from the helper
+# prototypes of libbpf 1.1 (`bpf_helper_defs.h`); 5 where unknown or variadic.
+HELPER_ARG_COUNTS: tuple[int, ...] = (
+    5, 2, 4, 2, 3, 0, 5, 0, 0, 5, 5, 5, 3, 3, 0, 0, 2, 1, 3, 1,
+    4, 4, 2, 2, 1, 5, 4, 3, 5, 3, 3, 3, 2, 3, 1, 0, 3, 2, 3, 2,
+    2, 1, 0, 3, 2, 3, 1, 1, 2, 5, 4, 3, 4, 4, 2, 4, 3, 5, 2, 2,
+    4, 2, 2, 4, 3, 2, 5, 4, 5, 4, 4, 4, 4, 4, 4, 3, 4, 1, 4, 1,
+    0, 2, 4, 2, 5, 5, 1, 3, 2, 2, 4, 4, 3, 1, 1, 1, 1, 1, 1, 5,
+    5, 4, 3, 3, 3, 4, 4, 4, 2, 1, 5, 5, 3, 3, 3, 3, 2, 1, 0, 4,
+    4, 5, 1, 1, 3, 0, 5, 3, 1, 2, 4, 3, 2, 2, 2, 2, 1, 1, 1, 1,
+    1, 4, 4, 4, 3, 4, 2, 3, 3, 5, 4, 1, 4, 2, 1, 2, 4, 2, 0, 2,
+    0, 3, 1, 5, 4, 5, 3, 4, 1, 3, 2, 3, 1, 1, 1, 1, 3, 4, 1, 4,
+    5, 4, 3, 3, 2, 1, 0, 1, 1, 4, 4, 5, 3, 3, 2, 3, 1, 4, 4, 2,
+    2, 5, 5, 3, 3, 3, 2, 2, 0, 4, 4, 2,
+)
+
+
+def helper_arg_count(helper_id: int) -> int:
+    """How many of r1-r5 the helper reads (5 for ids this table does not know)."""
+    if 0 < helper_id < len(HELPER_ARG_COUNTS):
+        return HELPER_ARG_COUNTS[helper_id]
+    return 5

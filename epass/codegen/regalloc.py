@@ -1,0 +1,239 @@
+"""Register allocation on SSA: liveness, an interference graph, greedy colouring.
+
+Values are coloured in dominance order. Each value first tries the register
+it had in the original program (`Value.reg`), then the register of a value
+it is copied from or to, then any free one. Because lifting keeps every
+register's values in one web, an untouched program is coloured exactly as
+clang allocated it and every copy inserted by `prepare` or out-of-SSA
+disappears.
+
+Rules the graph encodes besides liveness:
+- a value live across a call or legacy packet load cannot be in r0-r5;
+- an instruction's result and its operands other than the one it is
+  written over (bytecode is two-address: `r1 += r2`) get different registers;
+- fixed values (see `prepare`) are coloured first.
+
+When no register is left, the value is spilled: stored to a new 8-byte
+stack slot after its definition and reloaded before each use, then the
+whole allocation runs again. Spill slots are placed below everything the
+function already uses and must fit the 512-byte frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from epass.errors import IRError
+from epass.isa.opcodes import AluOp, AtomicOp
+from epass.ir import model as ir
+from epass.ir.cfg import reverse_postorder
+from epass.ir.model import FP, STACK_SIZE, Block, Function, Value
+from epass.codegen.prepare import Constraints
+
+REGS = (1, 2, 3, 4, 5, 0, 6, 7, 8, 9)  # order tried when no preference applies
+CALLEE_SAVED_FIRST = (6, 7, 8, 9, 1, 2, 3, 4, 5, 0)
+MAX_ROUNDS = 200
+
+
+@dataclass
+class Allocation:
+    color: dict[Value, int]
+    live_in: dict[Block, set[Value]]
+    live_out: dict[Block, set[Value]]
+    live_params: dict[Block, set[Value]]  # parameters read before being overwritten
+    spill_slots: int  # bytes of spill slots added below the frame
+    frame_size: int  # bytes of stack the function uses, spill slots included
+
+
+def tied_operand(inst: ir.Inst) -> int | None:
+    """The operand whose register the result overwrites in bytecode, if any."""
+    if isinstance(inst, ir.Alu):
+        if inst.op in (AluOp.MOV, AluOp.MOVSX8, AluOp.MOVSX16, AluOp.MOVSX32):
+            return None
+        return 0
+    if isinstance(inst, ir.Endian):
+        return 0
+    if isinstance(inst, ir.Atomic) and inst.result is not None and inst.op not in (
+            AtomicOp.LOAD_ACQUIRE, AtomicOp.CMPXCHG):
+        return 1
+    return None
+
+
+def allocate(func: Function, c: Constraints) -> Allocation:
+    """Colour every value of `func`, spilling (and changing `func`) when needed."""
+    spill_bytes = 0
+    base = (func.frame_size() + 7) // 8 * 8
+    for _ in range(MAX_ROUNDS):
+        graph = _Graph(func, c)
+        victim = graph.colour()
+        if victim is None:
+            return Allocation(graph.color, graph.live_in, graph.live_out, graph.live_params,
+                              spill_bytes,
+                              base + spill_bytes)
+        spill_bytes += 8
+        if base + spill_bytes > STACK_SIZE:
+            raise IRError(f"function {func.name}: spilling needs {base + spill_bytes} bytes of "
+                          f"stack, more than the {STACK_SIZE}-byte frame")
+        _spill(func, c, victim, -(base + spill_bytes))
+    raise IRError(f"function {func.name}: register allocation did not converge")
+
+
+class _Graph:
+    def __init__(self, func: Function, c: Constraints) -> None:
+        self.func = func
+        self.c = c
+        self.adj: dict[Value, set[Value]] = {}
+        self.forbid: dict[Value, set[int]] = {}
+        self.partners: dict[Value, list[Value]] = {}
+        self.color: dict[Value, int] = {}
+        self.live_params: dict[Block, set[Value]] = {}
+        self._liveness()
+        self._interference()
+
+    def allocatable(self, v: object) -> bool:
+        return isinstance(v, Value) and v not in self.c.undef
+
+    def _uses(self, inst: ir.Inst) -> list[Value]:
+        return [v for v in inst.operands if isinstance(v, Value) and v not in self.c.undef]
+
+    def _liveness(self) -> None:
+        blocks = self.func.blocks
+        self.live_in = {b: set() for b in blocks}
+        self.live_out = {b: set() for b in blocks}
+        gen: dict[Block, set[Value]] = {}
+        kill: dict[Block, set[Value]] = {}
+        for b in blocks:
+            g: set[Value] = set()
+            k: set[Value] = set(b.params)
+            for inst in b.insts:
+                for v in self._uses(inst):
+                    if v not in k:
+                        g.add(v)
+                if inst.result is not None:
+                    k.add(inst.result)
+            gen[b], kill[b] = g, k
+        order = reverse_postorder(self.func)[::-1]
+        changed = True
+        while changed:
+            changed = False
+            for b in order:
+                out: set[Value] = set()
+                t = b.terminator
+                for e in (t.edges if t is not None else []):
+                    out |= self.live_in[e.target] - set(e.target.params)
+                    out |= {a for a in e.args if self.allocatable(a)}
+                new_in = gen[b] | (out - kill[b])
+                if out != self.live_out[b] or new_in != self.live_in[b]:
+                    self.live_out[b], self.live_in[b] = out, new_in
+                    changed = True
+
+    def edge(self, a: Value, b: Value) -> None:
+        if a is b:
+            return
+        self.adj.setdefault(a, set()).add(b)
+        self.adj.setdefault(b, set()).add(a)
+
+    def partner(self, a: Value, b: ir.Operand) -> None:
+        if isinstance(b, Value) and self.allocatable(b):
+            self.partners.setdefault(a, []).append(b)
+            self.partners.setdefault(b, []).append(a)
+
+    def _interference(self) -> None:
+        for b in self.func.blocks:
+            live = set(self.live_out[b])
+            t = b.terminator
+            for e in (t.edges if t is not None else []):
+                for p, a in zip(e.target.params, e.args):
+                    self.partner(p, a)
+            for inst in reversed(b.insts):
+                res = inst.result
+                clobbers = self.c.clobbers.get(inst)
+                if clobbers:
+                    for v in live:
+                        if v is not res:
+                            self.forbid.setdefault(v, set()).update(clobbers)
+                if res is not None and self.allocatable(res):
+                    self.adj.setdefault(res, set())
+                    source = inst.operands[0] if isinstance(inst, ir.Alu) and inst.is_copy \
+                        else None
+                    for v in live:
+                        if v is not source:
+                            self.edge(res, v)
+                    tied = tied_operand(inst)
+                    if tied is not None:
+                        # `rd = ra; rd op= rb` must not overwrite rb before reading it
+                        tied_value = inst.operands[tied]
+                        for k, op in enumerate(inst.operands):
+                            if k != tied and op is not tied_value and isinstance(op, Value) \
+                                    and self.allocatable(op):
+                                self.edge(res, op)
+                    if source is not None:
+                        self.partner(res, source)
+                    elif tied is not None:
+                        self.partner(res, inst.operands[tied])
+                    live.discard(res)
+                for v in self._uses(inst):
+                    live.add(v)
+            live_params = [p for p in b.params if p in live]
+            self.live_params[b] = set(live_params)
+            for p in live_params:
+                self.adj.setdefault(p, set())
+                for v in live:
+                    self.edge(p, v)
+
+    def order(self) -> list[Value]:
+        out: list[Value] = []
+        for b in reverse_postorder(self.func):
+            out += [p for p in b.params if p in self.adj]
+            out += [i.result for i in b.insts if i.result is not None and i.result in self.adj]
+        return out
+
+    def colour(self) -> Value | None:
+        """Colour all values; returns a value to spill when that fails."""
+        for v, reg in self.c.fixed.items():
+            if v in self.adj:
+                self.color[v] = reg
+        for v in self.order():
+            if v in self.color:
+                continue
+            taken = {self.color[n] for n in self.adj[v] if n in self.color}
+            taken |= self.forbid.get(v, set())
+            prefs = ([v.reg] if v.reg is not None else []) + \
+                [self.color[p] for p in self.partners.get(v, []) if p in self.color]
+            fallback = CALLEE_SAVED_FIRST if self.forbid.get(v) else REGS
+            choice = next((r for r in prefs + list(fallback)
+                           if r not in taken and 0 <= r <= 9), None)
+            if choice is None:
+                return self._victim(v)
+            self.color[v] = choice
+        return None
+
+    def _victim(self, v: Value) -> Value:
+        if v not in self.c.no_spill and v not in self.c.fixed:
+            return v
+        # a reload or fixed value found no register: spill the busiest neighbour instead
+        candidates = [n for n in self.adj[v] if n in self.color and n not in self.c.fixed
+                      and n not in self.c.no_spill]
+        if not candidates:
+            raise IRError(f"function {self.func.name}: no register is left for {v!r} "
+                          "and nothing can be spilled")
+        return max(candidates, key=lambda n: (len(self.adj[n]), -n.id))
+
+
+def _spill(func: Function, c: Constraints, v: Value, offset: int) -> None:
+    """Store `v` to the stack slot at `offset` after its definition; reload it at each use."""
+    d = v.definition
+    store = ir.Store(8, FP, offset, v)
+    if isinstance(d, Block):
+        d.insert(0, store)
+    else:
+        assert d is not None and d.block is not None
+        d.block.insert(d.block.insts.index(d) + 1, store)
+    for user in list(dict.fromkeys(v.uses)):
+        if user is store:
+            continue
+        assert user.block is not None
+        reload = func.new_value(v.reg)
+        c.no_spill.add(reload)
+        user.block.insert(user.block.insts.index(user), ir.Load(8, FP, offset, reload))
+        user.replace_value(v, reload)
