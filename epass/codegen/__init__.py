@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from epass.isa import insn as isa
-from epass.isa.opcodes import CallKind, PseudoKind
-from epass.ir.model import Module
-from epass.obj.btf_ext import LineInfo
-from epass.obj.model import FuncInfo, MapRef, Placement, Program
 from epass.codegen.emit import FunctionCode, Item, Label, emit_function, layout
 from epass.codegen.prepare import prepare
 from epass.codegen.regalloc import allocate
+from epass.ir.model import Module
+from epass.isa import insn as isa
+from epass.isa.opcodes import CallKind, PseudoKind
+from epass.obj.btf_ext import LineInfo
+from epass.obj.model import FuncInfo, MapRef, Placement, Program
 
 __all__ = ["compile_module"]
 

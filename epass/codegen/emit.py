@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from epass.errors import IRError
-from epass.isa import insn as isa
-from epass.isa.opcodes import AluOp, AtomicOp, CallKind, PseudoKind
-from epass.ir import model as ir
-from epass.ir.model import FP, STACK_SIZE, Block, Edge, Function, Value
-from epass.obj.btf_ext import LineInfo
 from epass.codegen.prepare import Constraints
 from epass.codegen.regalloc import Allocation, tied_operand
+from epass.errors import IRError
+from epass.ir import model as ir
+from epass.ir.model import FP, STACK_SIZE, Block, Edge, Function, Value
+from epass.isa import insn as isa
+from epass.isa.opcodes import AluOp, AtomicOp, CallKind, PseudoKind
+from epass.obj.btf_ext import LineInfo
 
 S16 = (-(1 << 15), (1 << 15) - 1)
 
@@ -241,7 +241,7 @@ class _Emitter:
         """dst register -> src register for the block arguments of edge `e`."""
         live = self.alloc.live_params[e.target]
         moves: dict[int, int] = {}
-        for p, a in zip(e.target.params, e.args):
+        for p, a in zip(e.target.params, e.args, strict=True):
             if p not in live or a in self.c.undef:
                 continue  # a dead parameter, or garbage in: nothing to copy
             dst, src = self.reg(p), self.reg(a)

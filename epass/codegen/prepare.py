@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from epass.isa.opcodes import AluOp, AtomicOp
 from epass.ir import model as ir
 from epass.ir.model import Function, Value
+from epass.isa.opcodes import AluOp, AtomicOp
 
 CALL_CLOBBERS = frozenset({0, 1, 2, 3, 4, 5})
 

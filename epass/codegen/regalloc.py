@@ -23,12 +23,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from epass.codegen.prepare import Constraints
 from epass.errors import IRError
-from epass.isa.opcodes import AluOp, AtomicOp
 from epass.ir import model as ir
 from epass.ir.cfg import reverse_postorder
 from epass.ir.model import FP, STACK_SIZE, Block, Function, Value
-from epass.codegen.prepare import Constraints
+from epass.isa.opcodes import AluOp, AtomicOp
 
 REGS = (1, 2, 3, 4, 5, 0, 6, 7, 8, 9)  # order tried when no preference applies
 CALLEE_SAVED_FIRST = (6, 7, 8, 9, 1, 2, 3, 4, 5, 0)
@@ -143,7 +143,7 @@ class _Graph:
             live = set(self.live_out[b])
             t = b.terminator
             for e in (t.edges if t is not None else []):
-                for p, a in zip(e.target.params, e.args):
+                for p, a in zip(e.target.params, e.args, strict=True):
                     self.partner(p, a)
             for inst in reversed(b.insts):
                 res = inst.result

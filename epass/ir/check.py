@@ -11,11 +11,11 @@ from collections import Counter
 from dataclasses import dataclass
 
 from epass.errors import IRError
-from epass.isa.opcodes import AluOp, AtomicOp, CallKind
 from epass.ir import model as ir
 from epass.ir.cfg import Dominators
 from epass.ir.model import FP, STACK_SIZE, Block, Function, Module, Value
 from epass.ir.text import format_function
+from epass.isa.opcodes import AluOp, AtomicOp, CallKind
 
 S32 = (-(1 << 31), (1 << 31) - 1)
 S16 = (-(1 << 15), (1 << 15) - 1)

@@ -15,12 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from epass.errors import IRError
-from epass.isa import insn as isa
-from epass.isa.helpers import helper_arg_count
-from epass.isa.opcodes import AluOp, AtomicOp, CallKind, PacketMode, PseudoKind
-from epass.isa.insn import slot_count
 from epass.ir import model as ir
 from epass.ir.model import FP, Block, Edge, Function, Module, Value
+from epass.isa import insn as isa
+from epass.isa.helpers import helper_arg_count
+from epass.isa.insn import slot_count
+from epass.isa.opcodes import AluOp, AtomicOp, CallKind, PacketMode, PseudoKind
 from epass.obj.model import Program
 
 ARG_REGS = (1, 2, 3, 4, 5)

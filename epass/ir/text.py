@@ -23,10 +23,10 @@ from __future__ import annotations
 import re
 
 from epass.errors import IRError
-from epass.isa.helpers import HELPER_IDS, helper_name
-from epass.isa.opcodes import AluOp, AtomicOp, CallKind, EndianKind, JmpOp, PacketMode, PseudoKind
 from epass.ir import model as ir
 from epass.ir.model import FP, Block, Edge, Function, Module, Value
+from epass.isa.helpers import HELPER_IDS, helper_name
+from epass.isa.opcodes import AluOp, AtomicOp, CallKind, EndianKind, JmpOp, PacketMode, PseudoKind
 from epass.obj.sections import program_kind
 
 SIZE_NAMES = {1: "u8", 2: "u16", 4: "u32", 8: "u64"}
@@ -182,7 +182,8 @@ class _Parser:
         module: Module | None = None
         self.funcs: list[Function] = []
         self.current: Function | None = None
-        for self.lineno, raw in enumerate(self.lines, 1):
+        for lineno, raw in enumerate(self.lines, 1):
+            self.lineno = lineno
             line, origin = _strip_comment(raw)
             if not line:
                 continue
