@@ -51,20 +51,58 @@ def cli() -> None:
 @cli.command()
 @click.argument("obj", metavar="PROG.o", type=click.Path())
 @section_option
+@click.option("--ir", "as_ir", is_flag=True,
+              help="Print the SSA IR instead (the text form docs/ir.md describes).")
 @json_option
-def read(obj: str, section: str | None, as_json: bool) -> None:
+def read(obj: str, section: str | None, as_ir: bool, as_json: bool) -> None:
     """Print each program's instructions in the kernel's pseudo-C syntax.
 
     Subprograms are linked in as the kernel will see them; source lines come
-    from the object's BTF line info, map references are annotated.
+    from the object's BTF line info, map references are annotated. With
+    --ir, the programs are lifted to SSA and printed in the IR's text form.
     """
-    from epass.commands.read import read_report, render_read
+    from epass.commands.read import ir_report, read_report, render_ir, render_read
     from epass.commands.select import select_programs
     from epass.obj.reader import read_object
 
     bpf_obj = read_object(obj)
-    report = read_report(bpf_obj, select_programs(bpf_obj, section))
+    programs = select_programs(bpf_obj, section)
+    if as_ir:
+        _emit(ir_report(bpf_obj, programs), as_json, render_ir)
+        return
+    report = read_report(bpf_obj, programs)
     _emit(report, as_json, render_read)
+
+
+@cli.command(name="compile")
+@click.argument("obj", metavar="PROG.o", type=click.Path())
+@click.option("--output", "-o", metavar="OUT.o", required=True,
+              help="Where to write the compiled object.")
+@click.option("--passes", "-p", "pass_spec", metavar="PASSES", default="",
+              help="Passes to run, comma-separated, with options: "
+                   "'div_by_zero,insn_counter(limit=5000)' (see `epass passes`).")
+@click.option("--check", is_flag=True,
+              help="Run the IR checker after lifting and after every pass.")
+@section_option
+@json_option
+def compile_cmd(obj: str, output: str, pass_spec: str, check: bool, section: str | None,
+                as_json: bool) -> None:
+    """Lift each program to SSA, run passes, compile it back and write an object.
+
+    Without passes this is the round trip: the object comes back with the
+    same sections, maps, relocations and BTF, and libbpf or bpftool load it
+    like the original. With --section, the other programs keep their code.
+    """
+    from epass.commands.compile import compile_report, render_compile
+    from epass.commands.select import select_programs
+    from epass.obj.reader import read_object
+    from epass.passes import parse_passes
+
+    passes = parse_passes(pass_spec)
+    bpf_obj = read_object(obj)
+    programs = select_programs(bpf_obj, section)
+    report = compile_report(bpf_obj, programs, passes, output, check)
+    _emit(report, as_json, render_compile)
 
 
 @cli.command()

@@ -94,3 +94,24 @@ def render_read(report: dict[str, Any]) -> str:
             out.append(text)
         out.append("")
     return "\n".join(out)
+
+
+def ir_report(obj: BpfObject, programs: list[Program]) -> dict[str, Any]:
+    from epass.errors import EpassError
+    from epass.ir.lift import lift_program
+    from epass.ir.text import format_module
+
+    out = []
+    for p in programs:
+        try:
+            module = lift_program(p, obj.maps)
+        except EpassError as e:
+            raise e.at(file=obj.path, section=p.section) from None
+        out.append({**program_header(p), "functions": [f.name for f in module.functions],
+                    "blocks": sum(len(f.blocks) for f in module.functions),
+                    "ir": format_module(module, lines=True)})
+    return {"file": obj.path, "programs": out}
+
+
+def render_ir(report: dict[str, Any]) -> str:
+    return "\n".join(p["ir"] for p in report["programs"]).rstrip("\n")

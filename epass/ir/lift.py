@@ -27,6 +27,7 @@ ARG_REGS = (1, 2, 3, 4, 5)
 FETCH_RESULT = {AtomicOp.FETCH_ADD, AtomicOp.FETCH_OR, AtomicOp.FETCH_AND, AtomicOp.FETCH_XOR,
                 AtomicOp.XCHG}
 KFUNC_ARGS = 5  # kfunc prototypes live in BTF; every argument register is passed
+_CLOBBERED = Value(-1)  # marks r1-r5 after a call while lifting; never in the IR
 
 
 def lift_program(program: Program, maps: list | None = None, path: str | None = None) -> Module:
@@ -333,6 +334,8 @@ class _FunctionLifter:
 
     def read(self, reg: int, block: Block) -> Value:
         v = self.defs[block].get(reg)
+        if v is _CLOBBERED:
+            return self.clobbered(reg)
         if v is not None:
             return self.resolve(v)
         if block not in self.sealed:
@@ -562,7 +565,7 @@ class _FunctionLifter:
     def _after_call(self, block: Block, result: Value) -> None:
         self.write(0, block, result)
         for r in ARG_REGS:
-            self.write(r, block, self.clobbered(r))
+            self.write(r, block, _CLOBBERED)  # an undefined value is made only if it is read
 
 
 def _entry_order(inst: ir.Inst) -> tuple[int, int]:
