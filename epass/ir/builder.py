@@ -156,9 +156,9 @@ class Builder:
         return rest
 
 
-def replace_all_uses(old: Value, new: Value) -> None:
-    """Every reader of `old` reads `new` instead (also `Value.replace_all_uses`)."""
-    old.replace_all_uses(new)
+def replace_all_uses(old: Value, new: Value, exclude: tuple[ir.Inst, ...] = ()) -> None:
+    """Every reader of `old` but `exclude` reads `new` instead (`Value.replace_all_uses`)."""
+    old.replace_all_uses(new, exclude)
 
 
 def delete(inst: ir.Inst) -> None:

@@ -62,10 +62,12 @@ class Value:
     def is_param(self) -> bool:
         return isinstance(self.definition, Block)
 
-    def replace_all_uses(self, other: Value) -> None:
-        """Make every reader of this value read `other` instead."""
+    def replace_all_uses(self, other: Value, exclude: tuple[Inst, ...] = ()) -> None:
+        """Make every reader of this value read `other` instead, except the instructions in
+        `exclude` (typically the one that computes `other` from this value)."""
         for user in list(dict.fromkeys(self.uses)):
-            user.replace_value(self, other)
+            if user not in exclude:
+                user.replace_value(self, other)
 
 
 Operand = Value | int | FramePointer

@@ -1,6 +1,7 @@
 """The IR's text form: `format_module` prints it, `parse_module` reads it back.
 
     module @xdp_prog section "xdp"
+    map @counts type 2 key 4 value 8 max 16
     func @xdp_prog args 1 {
     bb0:
       %0:r1 = arg 1
@@ -13,6 +14,7 @@
       ret %3
     }
 
+`map` lines declare the maps the code refers to (`new`: added by a pass);
 `%N:rK` defines value N with register hint K; `; insn N` records the slot
 the instruction was lifted from (other comments are ignored). Printing,
 parsing and printing again gives the same text.
@@ -27,6 +29,7 @@ from epass.ir import model as ir
 from epass.ir.model import FP, Block, Edge, Function, Module, Value
 from epass.isa.helpers import HELPER_IDS, helper_name
 from epass.isa.opcodes import AluOp, AtomicOp, CallKind, EndianKind, JmpOp, PacketMode, PseudoKind
+from epass.obj.model import MapDef
 from epass.obj.sections import program_kind
 
 SIZE_NAMES = {1: "u8", 2: "u16", 4: "u32", 8: "u64"}
@@ -48,6 +51,10 @@ ENDIAN_RE = re.compile(r"(le|be|bswap)(16|32|64)$")
 def format_module(module: Module, lines: bool = False) -> str:
     """The whole module; `lines=True` adds source lines to the `; insn N` comments."""
     out = [f'module @{module.name} section "{module.section}"']
+    for m, new in [(m, False) for m in module.maps] + [(m, True) for m in module.new_maps]:
+        out.append(f"map @{m.name} type {m.type} key {m.key_size} value {m.value_size} "
+                   f"max {m.max_entries}" + (f" flags {m.flags}" if m.flags else "")
+                   + (" new" if new else ""))
     for f in module.functions:
         out.append(format_function(f, lines))
     return "\n".join(out) + "\n"
@@ -190,6 +197,10 @@ class _Parser:
             toks = self.tokens(line)
             if toks[0] == "module":
                 module = self.module_header(toks)
+            elif toks[0] == "map" and self.current is None:
+                if module is None:
+                    raise self.fail("'map' before the 'module' line")
+                self.map_line(module, toks)
             elif toks[0] == "func":
                 self.start_function(toks)
             elif toks == ["}"]:
@@ -226,6 +237,21 @@ class _Parser:
             raise self.fail('expected: module @name section "sec"')
         section = toks[3].strip('"')
         return Module(toks[1][1:], section, program_kind(section), [])
+
+    def map_line(self, module: Module, toks: list[str]) -> None:
+        if len(toks) < 2 or not toks[1].startswith("@"):
+            raise self.fail("expected: map @name type T key K value V max N [flags F] [new]")
+        new = toks[-1] == "new"
+        fields = toks[2:-1] if new else toks[2:]
+        if len(fields) % 2:
+            raise self.fail("expected: map @name type T key K value V max N [flags F] [new]")
+        values = {fields[i]: self.int(fields[i + 1]) for i in range(0, len(fields), 2)}
+        missing = [k for k in ("type", "key", "value", "max") if k not in values]
+        if missing:
+            raise self.fail(f"map @{toks[1][1:]} needs {', '.join(missing)}")
+        m = MapDef(toks[1][1:], values["type"], values["key"], values["value"], values["max"],
+                   values.get("flags", 0))
+        (module.new_maps if new else module.maps).append(m)
 
     def start_function(self, toks: list[str]) -> None:
         if self.current is not None:

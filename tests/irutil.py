@@ -1,0 +1,46 @@
+"""Helpers for the IR and codegen tests: lifting objects and bare instruction lists,
+removing the allocator's hints, counting slots."""
+
+from __future__ import annotations
+
+from epass.codegen import compile_module
+from epass.ir.lift import lift_program
+from epass.ir.model import Arg, Module, Undef
+from epass.isa import Insn, slot_count
+from epass.obj.model import Placement, Program
+from epass.obj.sections import program_kind
+
+from kernel_run import subprogram_starts
+
+
+def slots(insns: list[Insn]) -> int:
+    return sum(slot_count(i) for i in insns)
+
+
+def program_from_insns(insns: list[Insn], section: str = "xdp") -> Program:
+    """A linked program from bare instructions: functions start where calls point."""
+    starts = subprogram_starts(insns)
+    total = slots(insns)
+    ends = starts[1:] + [total]
+    placements = [Placement(f"f{i}" if i else "main", section, s, s, e - s)
+                  for i, (s, e) in enumerate(zip(starts, ends, strict=True))]
+    return Program("main", section, program_kind(section), list(insns), functions=placements)
+
+
+def strip_hints(module: Module) -> Module:
+    """Forget which register each value came from: the allocator must choose alone."""
+    for f in module.functions:
+        for b in f.blocks:
+            for p in b.params:
+                p.reg = None
+            for inst in b.insts:
+                if inst.result is not None and not isinstance(inst, Arg | Undef):
+                    inst.result.reg = None
+    return module
+
+
+def round_trip(program: Program, hints: bool = True, maps: list | None = None) -> Program:
+    module = lift_program(program, maps or [])
+    if not hints:
+        strip_hints(module)
+    return compile_module(module)
