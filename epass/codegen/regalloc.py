@@ -85,6 +85,8 @@ class _Graph:
         self.adj: dict[Value, set[Value]] = {}
         self.forbid: dict[Value, set[int]] = {}
         self.partners: dict[Value, list[Value]] = {}
+        self.edge_pairs: list[tuple[Value, Value]] = []  # block parameter, argument
+        self.copy_pairs: list[tuple[Value, Value]] = []  # copy or two-address result, operand
         self.color: dict[Value, int] = {}
         self.live_params: dict[Block, set[Value]] = {}
         self._liveness()
@@ -133,10 +135,12 @@ class _Graph:
         self.adj.setdefault(a, set()).add(b)
         self.adj.setdefault(b, set()).add(a)
 
-    def partner(self, a: Value, b: ir.Operand) -> None:
-        if isinstance(b, Value) and self.allocatable(b):
+    def partner(self, a: Value, b: ir.Operand, edge: bool = False) -> None:
+        """`a` and `b` are copied into one another: one register for both saves a move."""
+        if isinstance(b, Value) and self.allocatable(b) and a is not b:
             self.partners.setdefault(a, []).append(b)
             self.partners.setdefault(b, []).append(a)
+            (self.edge_pairs if edge else self.copy_pairs).append((a, b))
 
     def _interference(self) -> None:
         for b in self.func.blocks:
@@ -144,7 +148,7 @@ class _Graph:
             t = b.terminator
             for e in (t.edges if t is not None else []):
                 for p, a in zip(e.target.params, e.args, strict=True):
-                    self.partner(p, a)
+                    self.partner(p, a, edge=True)
             for inst in reversed(b.insts):
                 res = inst.result
                 clobbers = self.c.clobbers.get(inst)
@@ -188,25 +192,84 @@ class _Graph:
             out += [i.result for i in b.insts if i.result is not None and i.result in self.adj]
         return out
 
+    def _webs(self) -> dict[Value, list[Value]]:
+        """Coalesce: values joined by a copy or a block argument that do not interfere
+        share one web, coloured as one. Block arguments first: their copies would sit on
+        edges and may need a block of their own. Values the original program kept in
+        different registers stay apart, so an untouched program comes back as it was."""
+        parent: dict[Value, Value] = {}
+        members: dict[Value, list[Value]] = {}
+        near: dict[Value, set[Value]] = {}  # web root -> neighbours of its members
+
+        def find(v: Value) -> Value:
+            while parent.get(v, v) is not v:
+                v = parent[v]
+            return v
+
+        def fixed_of(root: Value) -> set[int]:
+            return {self.c.fixed[m] for m in members.get(root, [root]) if m in self.c.fixed}
+
+        def forbidden(root: Value) -> set[int]:
+            out: set[int] = set()
+            for m in members.get(root, [root]):
+                out |= self.forbid.get(m, set())
+            return out
+
+        for a, b in self.edge_pairs + self.copy_pairs:
+            if a not in self.adj or b not in self.adj:
+                continue
+            ra, rb = find(a), find(b)
+            if ra is rb:
+                continue
+            ma, mb = members.get(ra, [ra]), members.get(rb, [rb])
+            na = near.get(ra, self.adj[ra])
+            if any(m in na for m in mb):
+                continue  # they interfere
+            fa, fb = fixed_of(ra), fixed_of(rb)
+            if len(fa | fb) > 1 or (fa & forbidden(rb)) or (fb & forbidden(ra)):
+                continue
+            if len({m.reg for m in ma + mb if m.reg is not None}) > 1:
+                continue  # the original kept them in two registers: keep its choice
+            parent[rb] = ra
+            members[ra] = ma + mb
+            near[ra] = na | near.get(rb, self.adj[rb])
+            members.pop(rb, None)
+        return {v: members.get(find(v), [v]) for v in self.adj}
+
     def colour(self) -> Value | None:
-        """Colour all values; returns a value to spill when that fails."""
+        """Colour all values, web by web; returns a value to spill when that fails."""
+        webs = self._webs()
         for v, reg in self.c.fixed.items():
             if v in self.adj:
-                self.color[v] = reg
+                self.color[v] = reg  # its web follows when reached, if nothing interferes
         for v in self.order():
             if v in self.color:
                 continue
-            taken = {self.color[n] for n in self.adj[v] if n in self.color}
-            taken |= self.forbid.get(v, set())
-            prefs = ([v.reg] if v.reg is not None else []) + \
-                [self.color[p] for p in self.partners.get(v, []) if p in self.color]
-            fallback = CALLEE_SAVED_FIRST if self.forbid.get(v) else REGS
-            choice = next((r for r in prefs + list(fallback)
-                           if r not in taken and 0 <= r <= 9), None)
+            web = [m for m in webs[v] if m not in self.color]
+            choice = self._choose(web, v)
+            if choice is None and len(web) > 1:
+                web = [v]  # the web as a whole does not fit: colour this value alone
+                choice = self._choose(web, v)
             if choice is None:
                 return self._victim(v)
-            self.color[v] = choice
+            for m in web:
+                self.color[m] = choice
         return None
+
+    def _choose(self, web: list[Value], v: Value) -> int | None:
+        taken: set[int] = set()
+        forbid: set[int] = set()
+        for m in web:
+            taken |= {self.color[n] for n in self.adj[m] if n in self.color}
+            forbid |= self.forbid.get(m, set())
+        taken |= forbid
+        prefs = [v.reg] if v.reg is not None else []
+        prefs += [m.reg for m in web if m.reg is not None]
+        prefs += [self.color[p] for m in web for p in self.partners.get(m, [])
+                  if p in self.color]
+        fallback = CALLEE_SAVED_FIRST if forbid else REGS
+        return next((r for r in prefs + list(fallback) if r not in taken and 0 <= r <= 9),
+                    None)
 
     def _victim(self, v: Value) -> Value:
         if v not in self.c.no_spill and v not in self.c.fixed:

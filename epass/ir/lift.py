@@ -30,10 +30,14 @@ KFUNC_ARGS = 5  # kfunc prototypes live in BTF; every argument register is passe
 _CLOBBERED = Value(-1)  # marks r1-r5 after a call while lifting; never in the IR
 
 
-def lift_program(program: Program, maps: list | None = None, path: str | None = None) -> Module:
-    """Lift every function of `program`; raises IRError naming what cannot be lifted."""
+def lift_program(program: Program, maps: list | None = None, path: str | None = None,
+                 entry_args: int = 1) -> Module:
+    """Lift every function of `program`; raises IRError naming what cannot be lifted.
+
+    `entry_args`: registers holding arguments when the entry starts (1: the context;
+    bpf_conformance programs get 2, memory and its length)."""
     try:
-        return _Lifter(program).run(maps or [])
+        return _Lifter(program, entry_args).run(maps or [])
     except IRError as e:
         raise e.at(file=path, section=program.section) from None
 
@@ -47,8 +51,9 @@ class _FuncCode:
 
 
 class _Lifter:
-    def __init__(self, program: Program) -> None:
+    def __init__(self, program: Program, entry_args: int) -> None:
         self.program = program
+        self.entry_args = entry_args
         self.funcs: list[_FuncCode] = []
         slots = []
         pos = 0
@@ -183,7 +188,7 @@ class _FunctionLifter:
         self.lifter = lifter
         self.code = code
         self.func = Function(code.name, is_main=is_main)
-        self.func.arg_count = 1 if is_main else lifter.arity[code.name]
+        self.func.arg_count = lifter.entry_args if is_main else lifter.arity[code.name]
         self.func.type_id = lifter.type_ids.get(code.start, 0)
         placement = next((p for p in lifter.program.functions if p.start == code.start), None)
         self.func.section = placement.section if placement else lifter.program.section
@@ -196,6 +201,7 @@ class _FunctionLifter:
         self.phi_users: dict[Value, set[Value]] = {}
         self.phi_order: dict[Block, list[Value]] = {}
         self.replaced: dict[Value, Value] = {}
+        self.filling: set[Value] = set()  # parameters whose arguments are being read
         self.entry_values: dict[int, Value] = {}
         self.entry_defs: list[ir.Inst] = []
         self.in_edges: dict[Block, list[tuple[Block, Edge]]] = {}
@@ -349,6 +355,7 @@ class _FunctionLifter:
             v = self._new_phi(block, reg)
             self.write(reg, block, v)
             v = self._add_phi_operands(reg, v)
+        v = self.resolve(v)  # removing trivial parameters may have replaced it meanwhile
         self.write(reg, block, v)
         return v
 
@@ -381,11 +388,13 @@ class _FunctionLifter:
         return v
 
     def _add_phi_operands(self, reg: int, phi: Value) -> Value:
+        self.filling.add(phi)
         for pred, edge in self.in_edges[phi.definition]:  # type: ignore[index]
             arg = self.read(reg, pred)
             self.phi_args[phi][id(edge)] = arg
             if arg in self.phi_args:
                 self.phi_users.setdefault(arg, set()).add(phi)
+        self.filling.discard(phi)
         return self._remove_trivial(phi)
 
     def _remove_trivial(self, phi: Value) -> Value:
@@ -406,7 +415,8 @@ class _FunctionLifter:
         del self.phi_args[phi]
         users = self.phi_users.pop(phi, set())
         for user in users:
-            if user in self.phi_args:
+            # a parameter still collecting its arguments is judged once it has them all
+            if user in self.phi_args and user not in self.filling:
                 if same in self.phi_args:
                     self.phi_users.setdefault(same, set()).add(user)
                 self._remove_trivial(user)
