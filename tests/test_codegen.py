@@ -152,7 +152,7 @@ def test_conformance_programs_round_trip():
         got = run(new.insns, Environment(mem=case.mem, helper_table=CONFORMANCE_HELPERS))
         assert (got.r0, got.fault is None) == (want.r0, want.fault is None), path.name
         checked += 1
-    assert (checked, skipped) == (len(CONFORMANCE) - 3, 3)
+    assert (checked, skipped) == (len(CONFORMANCE) - 1, 1)  # callx.data cannot lift
 
 
 SPILLS = """
@@ -169,7 +169,8 @@ bb1:
 """ + "".join(f"  %{10 + i} = load u8 [%1 + {i}]\n" for i in range(14)) + \
     "  %30 = mov 0\n" + \
     "".join(f"  %{31 + i} = add %{30 + i}, %{10 + i}\n" for i in range(14)) + \
-    "".join(f"  %{50 + i} = add %{44 + i}, %{10 + i}\n" for i in range(14)) + """
+    "".join(f"  %{50 + i} = add %{44 if i == 0 else 49 + i}, %{10 + i}\n"
+            for i in range(14)) + """
   ret %63
 bb2:
   ret 1
@@ -208,7 +209,7 @@ bb0:
   jump bb1(%1, %2, %3)
 bb1(%4:r2, %5:r3, %6:r4):
   %7:r4 = add %6, 1
-  br jlt %7, 5, bb1(%5, %4, %7), bb2
+  br jlt %7, 6, bb1(%5, %4, %7), bb2
 bb2:
   %8:r0 = mul %4, 10
   %9:r0 = add %8, %5
@@ -223,7 +224,7 @@ def test_block_arguments_that_swap_are_not_lost(bpf_permitted, hints):
     if not hints:
         strip_hints(module)
     new = compile_module(module)
-    # five rounds, each swapping: (1, 2) -> (2, 1) -> ... -> (2, 1)
+    # six rounds, five swaps on the way back: (1, 2) -> (2, 1) -> ... -> (2, 1)
     assert run(new.insns, Environment(prog_type=ProgType.XDP, packet=bytes(64))).r0 == 21
     k = run_in_kernel(new.insns, [], bytes(64), ProgType.XDP)
     assert k.accepted and k.retval == 21, k.log[-2000:]

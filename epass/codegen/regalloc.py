@@ -272,19 +272,38 @@ class _Graph:
                     None)
 
     def _victim(self, v: Value) -> Value:
-        if v not in self.c.no_spill and v not in self.c.fixed:
-            return v
-        # a reload or fixed value found no register: spill the busiest neighbour instead
+        """What to spill when `v` finds no register. The values holding registers across
+        v's definition are what crowd it out; of those, the one used again furthest away
+        frees its register the longest (Belady). `v` itself only when none of them can go."""
+        pos = self._positions()
+        here = pos.get(v.definition, 0)  # type: ignore[arg-type]
         candidates = [n for n in self.adj[v] if n in self.color and n not in self.c.fixed
                       and n not in self.c.no_spill]
-        if not candidates:
-            raise IRError(f"function {self.func.name}: no register is left for {v!r} "
-                          "and nothing can be spilled")
-        return max(candidates, key=lambda n: (len(self.adj[n]), -n.id))
+        if candidates:
+            def next_use(n: Value) -> int:
+                later = [pos[u] for u in n.uses if pos.get(u, -1) > here]
+                return min(later) if later else 1 << 30
+            return max(candidates, key=lambda n: (next_use(n), -n.id))
+        if v not in self.c.no_spill and v not in self.c.fixed:
+            return v
+        raise IRError(f"function {self.func.name}: no register is left for {v!r} "
+                      "and nothing can be spilled")
+
+    def _positions(self) -> dict[object, int]:
+        """Instructions (and blocks, for their parameters) numbered in dominance order."""
+        out: dict[object, int] = {}
+        n = 0
+        for b in reverse_postorder(self.func):
+            out[b] = n
+            for inst in b.insts:
+                n += 1
+                out[inst] = n
+        return out
 
 
 def _spill(func: Function, c: Constraints, v: Value, offset: int) -> None:
     """Store `v` to the stack slot at `offset` after its definition; reload it at each use."""
+    c.no_spill.add(v)  # what is left of it (definition to store) cannot shrink further
     d = v.definition
     store = ir.Store(8, FP, offset, v)
     if isinstance(d, Block):
