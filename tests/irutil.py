@@ -3,14 +3,14 @@ removing the allocator's hints, counting slots."""
 
 from __future__ import annotations
 
+from kernel_run import subprogram_starts
+
 from epass.codegen import compile_module
 from epass.ir.lift import lift_program
 from epass.ir.model import Arg, Module, Undef
 from epass.isa import Insn, slot_count
 from epass.obj.model import Placement, Program
 from epass.obj.sections import program_kind
-
-from kernel_run import subprogram_starts
 
 
 def slots(insns: list[Insn]) -> int:

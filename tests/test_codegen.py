@@ -8,7 +8,11 @@ import re
 from pathlib import Path
 
 import pytest
+from gen import Case, cases
 from hypothesis import HealthCheck, given, settings
+from irutil import program_from_insns, round_trip, slots, strip_hints
+from kernel_run import run_in_kernel
+from test_run_progs import packets
 
 from epass.codegen import compile_module
 from epass.commands.run import on_kernel
@@ -24,10 +28,6 @@ from epass.semantics.interp import Environment, run
 from epass.uapi import ProgType
 
 import progs
-from gen import Case, cases
-from irutil import program_from_insns, round_trip, slots, strip_hints
-from kernel_run import run_in_kernel
-from test_run_progs import packets
 
 BUILDS = list(progs.builds())
 RUNNABLE = [(p.name, f) for p in progs.PROGS if p.test_run for f, _ in p.programs]

@@ -4,6 +4,7 @@ the SSA is minimal, and what cannot be lifted is named."""
 from __future__ import annotations
 
 import pytest
+from irutil import program_from_insns
 
 from epass.errors import IRError
 from epass.ir import model as ir
@@ -14,7 +15,6 @@ from epass.isa import Alu, AluOp, CallReg, Exit, JmpOp, Jump, parse_program
 from epass.obj.reader import read_object
 
 import progs
-from irutil import program_from_insns
 
 BUILDS = list(progs.builds())
 

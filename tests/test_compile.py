@@ -1,0 +1,108 @@
+"""`epass compile` and `epass read --ir` as users run them: written objects load with
+epass and bpftool like the originals; errors are one line and exit 2."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from epass.isa import format_insn
+from epass.obj.reader import read_object
+
+import progs
+from cli import epass
+
+BUILDS = list(progs.builds())
+BPFTOOL = shutil.which("bpftool")
+
+
+def _same_programs(a: str, b: str) -> None:
+    old, new = read_object(a), read_object(b)
+    assert [p.name for p in new.programs] == [p.name for p in old.programs]
+    assert [m.name for m in new.maps] == [m.name for m in old.maps]
+    for p, q in zip(old.programs, new.programs, strict=True):
+        assert [format_insn(i) for i in q.insns] == [format_insn(i) for i in p.insns]
+        assert (q.map_refs, q.func_info, q.line_info) == (p.map_refs, p.func_info, p.line_info)
+
+
+@pytest.mark.parametrize(("name", "cpu"), BUILDS, ids=[f"{n}.{c}" for n, c in BUILDS])
+def test_compiled_objects_load_like_the_original(built_progs, bpf_permitted, bpffs, tmp_path,
+                                                 name, cpu):
+    src = str(built_progs[name, cpu])
+    out = str(tmp_path / "out.o")
+    run = epass("compile", src, "-o", out, "--check")
+    assert run.code == 0, run.err
+    _same_programs(src, out)
+    before, after = epass("verify", src, "--json"), epass("verify", out, "--json")
+    assert after.code == before.code
+    verdicts = [(p["name"], p["accepted"]) for p in before.json()["programs"]]
+    assert [(p["name"], p["accepted"]) for p in after.json()["programs"]] == verdicts
+    if BPFTOOL is None:
+        pytest.skip("bpftool is not installed")
+    prog = progs.get(name)
+    (bpffs / "a").mkdir()
+    (bpffs / "b").mkdir()
+    a = subprocess.run([BPFTOOL, "prog", "loadall", src, str(bpffs / "a")],
+                       capture_output=True, text=True, check=False)
+    b = subprocess.run([BPFTOOL, "prog", "loadall", out, str(bpffs / "b")],
+                       capture_output=True, text=True, check=False)
+    assert b.returncode == a.returncode, b.stderr[-2000:]
+    if prog.bpftool == "load" and a.returncode == 0:
+        assert sorted(p.name for p in (bpffs / "b").iterdir()) == \
+            sorted(f for f, _ in prog.programs)
+
+
+def test_compile_reports_and_json(built_progs, tmp_path):
+    src = str(built_progs["two_sections", "v3"])
+    out = tmp_path / "o.o"
+    run = epass("compile", src, "-o", str(out))
+    assert run.code == 0
+    assert run.out.splitlines() == [
+        f"{src}: xdp/xdp_count: 17 -> 17 insns (no passes)",
+        f"{src}: tc/tc_count: 15 -> 15 insns (no passes)",
+        f"wrote {out}",
+    ]
+    run = epass("compile", src, "-o", str(out), "-p", "div_by_zero", "--check", "--json",
+                "--section", "tc")
+    assert run.code == 0, run.err
+    doc = run.json()
+    assert doc["passes"] == ["div_by_zero(code=0)"] and doc["checked"] is True
+    assert [(p["name"], p["insns_before"], p["insns_after"]) for p in doc["programs"]] == \
+        [("tc_count", 15, 15)]
+    assert doc["output"] == str(out) and doc["file"] == src
+
+
+def test_read_ir(built_progs):
+    src = str(built_progs["subprog_calls", "v3"])
+    run = epass("read", src, "--ir")
+    assert run.code == 0
+    lines = run.out.splitlines()
+    assert lines[0] == 'module @subprog_calls section "xdp"'
+    assert "func @frame_too_short args 1 type 9 {" in lines
+    assert any(ln.startswith("  %2:r0 = call @frame_too_short(%0)") for ln in lines)
+    assert any("; insn 1: if (frame_too_short(ctx))" in ln for ln in lines)
+    doc = epass("read", src, "--ir", "--json").json()
+    (prog,) = doc["programs"]
+    assert prog["functions"] == ["subprog_calls", "frame_too_short", "ipv4_proto",
+                                 "proto_verdict", "ttl_ok"]  # in the order first reached
+    assert prog["ir"].startswith('module @subprog_calls section "xdp"\n')
+
+
+def test_compile_errors_are_one_line(built_progs, tmp_path):
+    src = str(built_progs["xdp_rewrite", "v3"])
+    run = epass("compile", src, "-o", str(tmp_path / "x.o"), "-p", "frobnicate")
+    assert (run.code, run.err) == (2, "epass: error: -p: unknown pass 'frobnicate' (passes: "
+                                      "div_by_zero)\n")
+    missing = tmp_path / "no" / "such" / "dir.o"
+    run = epass("compile", src, "-o", str(missing))
+    assert (run.code, run.err) == (2, f"epass: error: cannot write {missing}: No such file or "
+                                      "directory\n")
+    run = epass("compile", str(tmp_path / "none.o"), "-o", str(tmp_path / "y.o"))
+    assert (run.code, run.err) == (2, f"epass: error: {tmp_path / 'none.o'}: cannot read: No "
+                                      "such file or directory\n")
+    assert not Path(tmp_path / "y.o").exists()
+    run = epass("compile", src)
+    assert run.code == 2 and "Missing option '--output'" in run.err
