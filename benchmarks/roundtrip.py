@@ -1,6 +1,6 @@
 """Round trip (lift, no passes, codegen): code size and speed compared with llc.
 
-    /tmp/venv/bin/python benchmarks/roundtrip.py [--out benchmarks/results/roundtrip.md]
+    .venv/bin/python benchmarks/roundtrip.py [--out benchmarks/results/roundtrip.md]
 
 Builds every tests/progs/*.bpf.c for -mcpu=v3 (files that need a later cpu are
 skipped) and measures, for each program of each object:
@@ -410,7 +410,9 @@ def main() -> None:
     llc_version = subprocess.run([LLC, "--version"], capture_output=True, text=True,
                                  check=False).stdout
     llc_version = next((ln.strip() for ln in llc_version.splitlines() if "version" in ln), "?")
-    command = shlex.join([sys.executable, *sys.argv])
+    script = Path(sys.argv[0]).resolve()
+    script_name = str(script.relative_to(ROOT)) if script.is_relative_to(ROOT) else script.name
+    command = shlex.join(["python", script_name, *sys.argv[1:]])  # no paths of this machine
     lines = ["# Round-trip benchmarks", "",
              f"- command: `{command}`",
              f"- date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
@@ -426,7 +428,7 @@ def main() -> None:
                                                           "compiled, both with and without "
                                                           "hints."]
     lines += ["", f"Run took {time.perf_counter() - started:.0f} s. Reproduce: "
-              "`/tmp/venv/bin/python benchmarks/roundtrip.py`.", ""]
+              "`.venv/bin/python benchmarks/roundtrip.py`.", ""]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines))
     print("\n".join(lines))

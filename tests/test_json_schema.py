@@ -31,13 +31,15 @@ def documented() -> dict[str, dict[str, str]]:
 
 
 SCHEMAS = documented()
-SCALARS = {"int": int, "string": str, "bool": bool}
+SCALARS = {"int": int, "string": str, "bool": bool, "float": float}
 
 
 def type_ok(value: object, declared: str) -> bool:
     """Whether `value` has the documented type: `int`, `string or null`, `array of x`, ..."""
     if declared.endswith(" or null"):
         return value is None or type_ok(value, declared[: -len(" or null")])
+    if declared == "float":
+        return type(value) in (int, float)
     if declared in SCALARS:
         # bool is an int in Python: keep them apart
         return type(value) is SCALARS[declared]
@@ -109,3 +111,23 @@ def test_conformance_json():
     check("conformance", doc)
     for case in doc["cases"]:
         check("conformance.case", case)
+
+
+@progs.skip_without_clang
+def test_read_ir_json(built_progs):
+    doc = epass("read", str(built_progs["subprog_calls", "v3"]), "--ir", "--json").json()
+    check("read_ir", doc)
+    for prog in doc["programs"]:
+        check("read_ir.program", prog)
+
+
+@progs.skip_without_clang
+def test_compile_json(built_progs, tmp_path):
+    run = epass("compile", str(built_progs["two_sections", "v3"]), "-o", str(tmp_path / "o.o"),
+                "--json")
+    assert run.code == 0, run.err
+    doc = run.json()
+    check("compile", doc)
+    assert len(doc["programs"]) == 2
+    for prog in doc["programs"]:
+        check("compile.program", prog)

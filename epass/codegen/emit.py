@@ -18,6 +18,7 @@ from epass.codegen.prepare import Constraints
 from epass.codegen.regalloc import Allocation, tied_operand
 from epass.errors import IRError
 from epass.ir import model as ir
+from epass.ir.cfg import reverse_postorder
 from epass.ir.model import FP, STACK_SIZE, Block, Edge, Function, Value
 from epass.isa import insn as isa
 from epass.isa.opcodes import AluOp, AtomicOp, CallKind, PseudoKind
@@ -104,7 +105,6 @@ class _Emitter:
         self.out.append(item)
 
     def run(self) -> FunctionCode:
-        from epass.ir.cfg import reverse_postorder
         reachable = set(reverse_postorder(self.func))
         blocks = [b for b in self.func.blocks if b in reachable]
         self.out = self.code.items
