@@ -177,3 +177,26 @@ def test_pass_list_syntax():
     uses = parse_passes("div_by_zero, div_by_zero(code=0x10)")
     assert [str(u) for u in uses] == ["div_by_zero(code=0)", "div_by_zero(code=16)"]
     assert parse_passes("") == []
+
+
+def test_passes_see_the_verifiers_states(built_progs, bpf_permitted):
+    from epass.ir.lift import lift_program
+    from epass.kernel.loader import open_object
+    from epass.kernel.vimap import build_vimap
+    from epass.obj.reader import read_object
+
+    obj = read_object(str(built_progs["xdp_parse_drop", "v3"]))
+    (program,) = obj.programs
+    with open_object(obj) as loaded:
+        load = loaded.load_program(program, log_level=2)
+    module = lift_program(program, obj.maps)
+    first_load = next(i for i in module.main.instructions() if isinstance(i, ir.Load))
+    assert module.verifier_states(first_load) == []  # no VI map attached yet
+    module.vimap = build_vimap(load.log)
+    (state,) = module.verifier_states(first_load)
+    assert state.regs[1].type == "ctx"
+    pkt = next(i for i in module.main.instructions() if isinstance(i, ir.Load) and
+               i.size == 1)
+    assert {s.regs[pkt.base.reg].type for s in module.verifier_states(pkt)} == {"pkt"}
+    inserted = Builder.before(pkt).mov(1).definition
+    assert module.verifier_states(inserted) == []  # a pass's own code has no states
