@@ -185,9 +185,23 @@ def test_loop_headers_get_parameters_only_for_what_changes():
 
 
 def test_rare_instructions_lift_and_come_back():
-    from epass.isa import (Atomic, AtomicOp, Call, CallKind, Endian, EndianKind, Goto,
-                           LoadImm64, LoadPacket, MayGoto, PacketMode, PseudoKind, format_insn)
     from irutil import round_trip
+
+    from epass.isa import (
+        Atomic,
+        AtomicOp,
+        Call,
+        CallKind,
+        Endian,
+        EndianKind,
+        Goto,
+        LoadImm64,
+        LoadPacket,
+        MayGoto,
+        PacketMode,
+        PseudoKind,
+        format_insn,
+    )
 
     insns = [
         Alu(AluOp.MOV, 6, 1),                                # r6 = r1 (skb for LD_*)
