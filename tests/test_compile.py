@@ -106,3 +106,23 @@ def test_compile_errors_are_one_line(built_progs, tmp_path):
     assert not Path(tmp_path / "y.o").exists()
     run = epass("compile", src)
     assert run.code == 2 and "Missing option '--output'" in run.err
+
+
+def test_objects_with_pass_created_maps_are_refused(built_progs):
+    from epass.codegen import compile_module
+    from epass.errors import ObjectError
+    from epass.ir.builder import Builder
+    from epass.ir.lift import lift_program
+    from epass.obj.model import MapDef
+    from epass.obj.writer import write_object
+
+    obj = read_object(str(built_progs["xdp_parse_drop", "v3"]))
+    (program,) = obj.programs
+    module = lift_program(program, obj.maps)
+    name = module.add_map(MapDef("epass_state", 2, 4, 8, 1))
+    first = next(module.main.instructions())
+    Builder.after(first).map_ptr(name)
+    with pytest.raises(ObjectError) as e:
+        write_object(obj, {program.name: compile_module(module)})
+    assert e.value.line() == (f"{obj.path}: section xdp: map 'epass_state' was added by a "
+                              "pass; objects with pass-created maps cannot be written yet")

@@ -244,6 +244,9 @@ class _Writer:
         return insn
 
     def _map_symbol(self, name: str, value: bool, offset: int, section: str) -> tuple[_Sym, int]:
+        if all(m.name != name for m in self.obj.maps):
+            raise self.fail(f"map {name!r} was added by a pass; objects with pass-created "
+                            "maps cannot be written yet", section)
         if not value:
             sym = self._symbol(".maps", name, (STT_OBJECT,)) or \
                 self._symbol("maps", name, (STT_OBJECT,))
