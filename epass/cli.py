@@ -198,5 +198,34 @@ def conformance(directory: str, symbolic: bool, negative: bool, as_json: bool) -
     sys.exit(0 if report["failed"] == 0 else 1)
 
 
+@cli.command(name="prove")
+@click.argument("original", metavar="ORIGINAL.o", type=click.Path())
+@click.argument("transformed", metavar="TRANSFORMED.o", type=click.Path())
+@section_option
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              metavar="SEC", help="Give up (exit 3) when Z3 needs longer for one check.")
+@click.option("--unroll", type=click.IntRange(min=1), default=32, show_default=True,
+              metavar="N", help="Follow loops until an instruction ran N times on a path; "
+                                "past it the answer is unknown (exit 3).")
+@json_option
+def prove_cmd(original: str, transformed: str, section: str | None, timeout: float,
+              unroll: int, as_json: bool) -> None:
+    """Prove with Z3 that each program of TRANSFORMED.o behaves like its namesake in
+    ORIGINAL.o: the same r0, faults, packet, map values and context on every input.
+
+    When they differ, prints a counterexample replayed on the interpreter. Exit 0
+    equivalent, 1 not equivalent, 3 unknown (timeout, unroll bound, a helper or map
+    with no Z3 model), 2 bad input.
+    """
+    from epass.commands.prove import exit_code, prove_report, render_prove
+    from epass.commands.select import select_programs
+    from epass.obj.reader import read_object
+
+    a, b = read_object(original), read_object(transformed)
+    report = prove_report(a, b, select_programs(a, section), timeout, unroll)
+    _emit(report, as_json, render_prove)
+    sys.exit(exit_code(report))
+
+
 def main() -> None:
     cli()

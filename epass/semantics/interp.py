@@ -87,6 +87,9 @@ class Environment:
     ktime_ns: int = 1_000_000_000
     cpu: int = 0
     kernel_memory: bytes = b""  # what probe_read_kernel/user can read, at KERNEL_BASE
+    # what never-written stack bytes hold, per call depth (default zeros); a proof's
+    # counterexample sets them to replay a read of uninitialized stack
+    stacks: list[bytes] = field(default_factory=list)
 
 
 @dataclass
@@ -168,8 +171,12 @@ class Interpreter:
 
     def _push_stack(self, depth: int) -> Region:
         base = STACK_BASE + depth * STACK_STRIDE
+        data = bytearray(STACK_SIZE)
+        if depth < len(self.env.stacks):
+            given = self.env.stacks[depth][:STACK_SIZE]
+            data[: len(given)] = given
         region = self.memory.add(Region(RegionKind.STACK, f"stack{depth}", base,
-                                        bytearray(STACK_SIZE), init=bytearray(STACK_SIZE)))
+                                        data, init=bytearray(STACK_SIZE)))
         self.regs[10] = Word(base + STACK_SIZE, 64)
         return region
 

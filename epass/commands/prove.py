@@ -1,0 +1,90 @@
+"""`epass prove`: is each program of one object equivalent to its namesake in another?"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from epass.commands.read import program_header
+from epass.commands.run import interpreter_inputs
+from epass.errors import EpassError
+from epass.isa import Insn, LoadImm64, PseudoKind, slot_indices
+from epass.obj.model import BpfObject, Program
+from epass.smt import ProofInputs, ProofResult, Verdict, prove
+
+
+def _same_maps(original: BpfObject, transformed: BpfObject, program: Program) -> list[Insn]:
+    """The transformed program with map references numbered as in the original object."""
+    index = {m.name: i for i, m in enumerate(original.maps)}
+    insns = list(program.insns)
+    position = {slot: pos for pos, slot in enumerate(slot_indices(insns))}
+    for ref in program.map_refs:
+        if ref.map not in index:
+            raise EpassError(f"the transformed program {program.name} uses map {ref.map!r}, "
+                             "which the original object does not have", file=transformed.path,
+                             section=program.section)
+        pos = position[ref.insn]
+        insn = insns[pos]
+        assert isinstance(insn, LoadImm64)
+        kind = PseudoKind.MAP_IDX_VALUE if ref.value else PseudoKind.MAP_IDX
+        insns[pos] = replace(insn, imm=index[ref.map], kind=kind, aux=ref.offset)
+    return insns
+
+
+def prove_report(original: BpfObject, transformed: BpfObject, programs: list[Program],
+                 timeout: float, unroll: int) -> dict[str, Any]:
+    rows = []
+    for p in programs:
+        others = [q for q in transformed.programs if q.name == p.name]
+        if not others:
+            raise EpassError(f"no program named {p.name} in the transformed object",
+                             file=transformed.path)
+        a, specs = interpreter_inputs(original, p)
+        b = _same_maps(original, transformed, others[0])
+        kind = p.kind
+        result = prove(a, b, ProofInputs(kind.prog_type if kind else None, specs),
+                       timeout=timeout, unroll=unroll)
+        rows.append({**program_header(p), **_result_json(result)})
+    verdicts = {r["verdict"] for r in rows}
+    return {"original": original.path, "transformed": transformed.path, "programs": rows,
+            "verdict": ("not_equivalent" if "not_equivalent" in verdicts else
+                        "unknown" if "unknown" in verdicts else "equivalent")}
+
+
+def _result_json(r: ProofResult) -> dict[str, Any]:
+    cex = None
+    if r.counterexample is not None:
+        c = r.counterexample
+        cex = {"packet": c.packet.hex(), "ctx": c.ctx.hex(),
+               "maps": {n: {k.hex(): v.hex() for k, v in e.items()} for n, e in c.maps.items()},
+               "original": c.original, "transformed": c.transformed, "confirmed": c.confirmed}
+    return {"verdict": r.verdict.value, "property": r.property, "reason": r.reason,
+            "time_ms": round(r.time_ms, 3), "unroll": r.unroll, "paths": list(r.paths),
+            "counterexample": cex}
+
+
+def exit_code(report: dict[str, Any]) -> int:
+    return {"equivalent": 0, "not_equivalent": 1, "unknown": 3}[report["verdict"]]
+
+
+def render_prove(report: dict[str, Any]) -> str:
+    out = []
+    for p in report["programs"]:
+        out.append(f"{report['transformed']}: {p['section']}/{p['name']}: "
+                   f"{p['verdict'].upper().replace('_', ' ')} ({p['property']}): {p['reason']} "
+                   f"[{p['time_ms']:.0f} ms]")
+        c = p["counterexample"]
+        if c is not None:
+            out.append(f"  input packet ({len(c['packet']) // 2} bytes): {c['packet']}")
+            for name, entries in c["maps"].items():
+                if entries:
+                    out.append(f"  map {name}: " + ", ".join(f"{k}: {v}"
+                                                            for k, v in entries.items()))
+            for side in ("original", "transformed"):
+                r = c[side]
+                out.append(f"  {side}: " + ", ".join(f"{k} = {v}" for k, v in r.items()
+                                                     if k != "maps" or v))
+    return "\n".join(out)
+
+
+__all__ = ["Verdict", "exit_code", "prove_report", "render_prove"]
