@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from irutil import round_trip
 
 from epass.commands.run import interpreter_inputs
 from epass.isa import AluOp, Goto, JmpOp, parse_program
@@ -18,7 +19,6 @@ from epass.uapi import MapType, ProgType
 
 import progs
 from cli import epass
-from irutil import round_trip
 
 NEGATE = {JmpOp.EQ: JmpOp.NE, JmpOp.NE: JmpOp.EQ, JmpOp.GT: JmpOp.LE, JmpOp.LE: JmpOp.GT,
           JmpOp.GE: JmpOp.LT, JmpOp.LT: JmpOp.GE, JmpOp.SGT: JmpOp.SLE, JmpOp.SLE: JmpOp.SGT,
