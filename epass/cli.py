@@ -213,9 +213,12 @@ def prove_cmd(original: str, transformed: str, section: str | None, timeout: flo
     """Prove with Z3 that each program of TRANSFORMED.o behaves like its namesake in
     ORIGINAL.o: the same r0, faults, packet, map values and context on every input.
 
-    When they differ, prints a counterexample replayed on the interpreter. Exit 0
-    equivalent, 1 not equivalent, 3 unknown (timeout, unroll bound, a helper or map
-    with no Z3 model), 2 bad input.
+    Checks run cheapest first: identical code, faults, r0, packet, maps, context,
+    helper calls. Exits that passes inserted to abort (recorded by `epass compile`)
+    may differ: then the answer is REFINES, with when each abort fires. When the
+    programs differ, prints a counterexample replayed on the interpreter. Exit 0
+    equivalent or refines, 1 not equivalent, 3 unknown (timeout, unroll bound, a
+    helper or map with no Z3 model), 2 bad input.
     """
     from epass.commands.prove import exit_code, prove_report, render_prove
     from epass.commands.select import select_programs

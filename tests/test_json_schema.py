@@ -131,3 +131,44 @@ def test_compile_json(built_progs, tmp_path):
     assert len(doc["programs"]) == 2
     for prog in doc["programs"]:
         check("compile.program", prog)
+
+
+@progs.skip_without_clang
+def test_prove_json(built_progs, tmp_path):
+    from dataclasses import replace
+
+    from epass.isa import Goto, Store
+    from epass.obj.reader import read_object
+    from epass.obj.writer import write_object
+
+    src = str(built_progs["xdp_rewrite", "v3"])
+    obj = read_object(src)
+    (program,) = obj.programs
+    insns = list(program.insns)
+    k = next(i for i, insn in enumerate(insns) if isinstance(insn, Store))
+    insns[k] = Goto(0)
+    (tmp_path / "t.o").write_bytes(write_object(obj, {program.name: replace(program,
+                                                                             insns=insns)}))
+    run = epass("prove", src, str(tmp_path / "t.o"), "--json")
+    assert run.code == 1, run.err
+    doc = run.json()
+    check("prove", doc)
+    (result,) = doc["programs"]
+    check("prove.result", result)
+    check("prove.counterexample", result["counterexample"])
+
+
+
+@progs.skip_without_clang
+def test_prove_json_with_aborts(built_progs, tmp_path):
+    src = str(built_progs["v4_insns", "v4"])
+    out = str(tmp_path / "checked.o")
+    assert epass("compile", src, "-o", out, "-p", "div_by_zero").code == 0
+    run = epass("prove", src, out, "--json")
+    assert run.code == 0, run.err
+    (result,) = run.json()["programs"]
+    check("prove.result", result)
+    # four divisions by registers the program keeps non-zero: no abort can fire
+    assert [(a["fires"], a["packet"]) for a in result["aborts"]] == [(False, None)] * 4
+    for site in result["aborts"]:
+        check("prove.abort", site)

@@ -180,3 +180,73 @@ def test_cli_exit_codes_and_json(built_progs, tmp_path):
     run = epass("prove", src, other)
     assert (run.code, run.err) == (2, f"epass: error: {other}: no program named xdp_rewrite in "
                                       "the transformed object\n")
+
+
+DIVIDE = """
+module @div section "xdp"
+func @div args 1 {
+bb0:
+  %0:r1 = arg 1
+  %1:r2 = load u32 [%0]
+  %2:r3 = load u32 [%0 + 4]
+  %3:r4 = mov %1
+  %4:r4 = add %3, 2
+  br jgt %4, %2, bb2, bb1
+bb1:
+  %5:r5 = load u8 [%1]
+  %6:r0 = mov 100
+  %7:r0 = div.32 %6, %5
+  %8:r6 = load u8 [%1 + 1]
+  %9:r0 = mod %7, %8
+  ret %9
+bb2:
+  ret 99
+}
+"""
+
+
+def test_inserted_checks_refine_the_original():
+    from epass.codegen import compile_module
+    from epass.ir.text import parse_module
+    from epass.passes import parse_passes, run_passes
+
+    original = compile_module(parse_module(DIVIDE))
+    module = parse_module(DIVIDE)
+    run_passes(module, parse_passes("div_by_zero(code=42)"), check=True)
+    checked = compile_module(module)
+    assert len(checked.aborts) == 2
+    inputs = ProofInputs(ProgType.XDP)
+    result = prove(original.insns, checked.insns, inputs, aborts=checked.aborts)
+    assert result.verdict == Verdict.REFINES, result.reason
+    assert [(s.fires, s.original_unsafe) for s in result.aborts] == [(True, "always")] * 2
+    first, second = result.aborts
+    assert first.packet[0] == 0 and second.packet[0] != 0 and second.packet[1] == 0
+    # without the abort sites the difference is a plain one
+    plain = prove(original.insns, checked.insns, inputs)
+    assert (plain.verdict, plain.property) == (Verdict.NOT_EQUIVALENT, "r0")
+    # an abort that hides another change is still caught
+    broken = list(checked.insns)
+    k = next(i for i, insn in enumerate(broken) if isinstance(insn, isa.Alu) and
+             insn.op == AluOp.MOV and insn.imm == 100)
+    broken[k] = replace(broken[k], imm=101)
+    wrong = prove(original.insns, broken, inputs, aborts=checked.aborts)
+    assert (wrong.verdict, wrong.property) == (Verdict.NOT_EQUIVALENT, "r0")
+
+
+@pytest.mark.parametrize("name", V3)
+def test_div_by_zero_refines_every_test_program(built_progs, name, tmp_path):
+    obj = read_object(str(built_progs[name, "v3"]))
+    out = tmp_path / "out.o"
+    run = epass("compile", str(built_progs[name, "v3"]), "-o", str(out), "-p", "div_by_zero",
+                "--check")
+    assert run.code == 0, run.err
+    run = epass("prove", obj.path, str(out), "--json", "--unroll", "8")
+    doc = run.json()
+    for p in doc["programs"]:
+        if p["property"] == "syntax":  # nothing to check: the pass changed nothing
+            assert p["verdict"] == "equivalent"
+        elif name in UNKNOWN:
+            assert p["verdict"] == "unknown" and UNKNOWN[name] in p["reason"]
+        else:
+            assert p["verdict"] in ("equivalent", "refines"), p["reason"]
+    assert run.code == {"unknown": 3}.get(doc["verdict"], 0)

@@ -53,6 +53,8 @@ def _assemble(module: Module, codes: list[FunctionCode]) -> Program:
             pos = at[id(x)]
             if x.line is not None and (not lines or lines[-1].insn < pos):
                 lines.append(replace(x.line, insn=pos))
+            if x.abort:
+                prog.aborts.append(pos)
             if x.map_ref is not None:
                 name, value, offset = x.map_ref
                 prog.map_refs.append(MapRef(pos, name, value, offset))

@@ -46,6 +46,7 @@ class Item:
     map_ref: tuple[str, bool, int] | None = None  # (map, value, offset) of an lddw
     line: LineInfo | None = None
     long: bool = False  # a jump that needed more than 16 bits of offset
+    abort: bool = False  # the exit of an abort a pass inserted
 
     @property
     def slots(self) -> int:
@@ -209,8 +210,8 @@ class _Emitter:
 
     def terminator(self, b: Block, t: ir.Terminator, nxt: Block | None) -> None:
         match t:
-            case ir.Ret():
-                self.put(isa.Exit())
+            case ir.Ret(abort=abort):
+                self.put(isa.Exit(), abort=abort)
             case ir.Jump():
                 e = t.edges[0]
                 self.copies(b, e)

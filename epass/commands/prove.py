@@ -43,12 +43,13 @@ def prove_report(original: BpfObject, transformed: BpfObject, programs: list[Pro
         b = _same_maps(original, transformed, others[0])
         kind = p.kind
         result = prove(a, b, ProofInputs(kind.prog_type if kind else None, specs),
-                       timeout=timeout, unroll=unroll)
+                       timeout=timeout, unroll=unroll, aborts=others[0].aborts)
         rows.append({**program_header(p), **_result_json(result)})
     verdicts = {r["verdict"] for r in rows}
+    overall = next((v for v in ("not_equivalent", "unknown", "refines") if v in verdicts),
+                   "equivalent")
     return {"original": original.path, "transformed": transformed.path, "programs": rows,
-            "verdict": ("not_equivalent" if "not_equivalent" in verdicts else
-                        "unknown" if "unknown" in verdicts else "equivalent")}
+            "verdict": overall}
 
 
 def _result_json(r: ProofResult) -> dict[str, Any]:
@@ -60,11 +61,15 @@ def _result_json(r: ProofResult) -> dict[str, Any]:
                "original": c.original, "transformed": c.transformed, "confirmed": c.confirmed}
     return {"verdict": r.verdict.value, "property": r.property, "reason": r.reason,
             "time_ms": round(r.time_ms, 3), "unroll": r.unroll, "paths": list(r.paths),
-            "counterexample": cex}
+            "counterexample": cex,
+            "aborts": [{"insn": s.slot, "fires": s.fires,
+                        "packet": s.packet.hex() if s.packet is not None else None,
+                        "original_unsafe": s.original_unsafe} for s in r.aborts]}
 
 
 def exit_code(report: dict[str, Any]) -> int:
-    return {"equivalent": 0, "not_equivalent": 1, "unknown": 3}[report["verdict"]]
+    return {"equivalent": 0, "refines": 0, "not_equivalent": 1, "unknown": 3}[
+        report["verdict"]]
 
 
 def render_prove(report: dict[str, Any]) -> str:
@@ -73,6 +78,13 @@ def render_prove(report: dict[str, Any]) -> str:
         out.append(f"{report['transformed']}: {p['section']}/{p['name']}: "
                    f"{p['verdict'].upper().replace('_', ' ')} ({p['property']}): {p['reason']} "
                    f"[{p['time_ms']:.0f} ms]")
+        for site in p["aborts"]:
+            if site["fires"]:
+                out.append(f"  abort at insn {site['insn']} fires, e.g. on packet "
+                           f"{site['packet']}; the original is unsafe there: "
+                           f"{site['original_unsafe']}")
+            else:
+                out.append(f"  abort at insn {site['insn']} never fires")
         c = p["counterexample"]
         if c is not None:
             out.append(f"  input packet ({len(c['packet']) // 2} bytes): {c['packet']}")

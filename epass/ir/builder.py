@@ -135,7 +135,7 @@ class Builder:
             Builder(release, 0).call(RINGBUF_DISCARD, res, 0)
             Builder.at_end(release).jump(after)
             b = Builder(after, 0)
-        b.ret(code)
+        b.insert(ir.Ret(code, abort=True))
         return block
 
     def _anchor(self) -> ir.Inst:

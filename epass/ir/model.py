@@ -372,10 +372,12 @@ class MayGoto(Terminator):
 
 
 class Ret(Terminator):
-    """`exit` with r0 = the operand."""
+    """`exit` with r0 = the operand; `abort`: a check a pass inserted stops the program
+    here (`abort 0` in text), which `epass prove` accepts as a refinement."""
 
-    def __init__(self, value: Operand) -> None:
+    def __init__(self, value: Operand, abort: bool = False) -> None:
         super().__init__([value], [])
+        self.abort = abort
 
 
 # ------------------------------------------------------------------ containers

@@ -166,8 +166,8 @@ def _body(inst: ir.Inst) -> str:
             return f"jump {_edge(inst.edges[0])}"
         case ir.MayGoto():
             return f"may_goto {_edge(inst.edges[0])}, {_edge(inst.edges[1])}"
-        case ir.Ret():
-            return f"ret {ops}"
+        case ir.Ret(abort=abort):
+            return f"{'abort' if abort else 'ret'} {ops}"
     raise TypeError(f"cannot print {type(inst).__name__}")
 
 
@@ -451,8 +451,8 @@ class _Parser:
                 return ir.Jump(self.edge(rest))
             case "may_goto":
                 return ir.MayGoto(self.edge(parts[0]), self.edge(parts[1]))
-            case "ret":
-                return ir.Ret(self.operand(rest[0]))
+            case "ret" | "abort":
+                return ir.Ret(self.operand(rest[0]), abort=name == "abort")
         if name.startswith("lddw."):
             kind = PseudoKind[name[5:].upper()]
             return ir.LoadPseudo(kind, self.int(parts[0][0]), self.int(parts[1][0]),

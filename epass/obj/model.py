@@ -105,6 +105,9 @@ class Program:
     func_info: list[FuncInfo] = field(default_factory=list)
     line_info: list[LineInfo] = field(default_factory=list)
     core_relos_applied: int = 0
+    # slots of the exits a pass inserted to abort (epass's bookkeeping, `.epass.aborts`);
+    # `epass prove` lets the transformed program stop there (REFINES)
+    aborts: list[int] = field(default_factory=list)
 
     def line_at(self, insn: int) -> LineInfo | None:
         """The source line that covers slot `insn` (the last line_info at or before it)."""

@@ -109,6 +109,7 @@ class _Reader:
         self._core()
         functions = self._functions()
         programs = self._programs(functions)
+        self._aborts(programs)
         btf_raw = self._fixed_btf()
         return BpfObject(
             path=self.path,
@@ -446,6 +447,18 @@ class _Reader:
                 lo <= r.insn < hi for r in ext.core_relos.get(p.section, []))
         prog.func_info.sort(key=lambda f: f.insn)
         prog.line_info.sort(key=lambda li: li.insn)
+
+    def _aborts(self, programs: list[Program]) -> None:
+        """`.epass.aborts` (written by epass): the abort exits of each program."""
+        sec = self.sections.get(".epass.aborts")
+        if sec is None:
+            return
+        by_name = {p.name: p for p in programs}
+        for line in sec.data().decode("ascii", "replace").splitlines():
+            name, *slots = line.split()
+            if name not in by_name or not all(s.isdigit() for s in slots):
+                raise ObjectError(f"bad line {line!r}", section=".epass.aborts")
+            by_name[name].aborts = [int(s) for s in slots]
 
     def _fixed_btf(self) -> bytes | None:
         if self.btf is None:

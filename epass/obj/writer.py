@@ -41,6 +41,8 @@ _REL = struct.Struct("<QQ")
 R_BPF_64_64 = 1
 R_BPF_64_32 = 10
 SHT_REL = 9
+SHT_PROGBITS = 1
+ABORTS_SECTION = ".epass.aborts"
 SHT_NOBITS = 8
 SHF_INFO_LINK = 0x40
 STT_SECTION = 3
@@ -112,6 +114,7 @@ class _Writer:
         for name, group in by_section.items():
             self._code(name, group)
         self._btf_ext(by_section)
+        self._aborts()
         return self._write()
 
     # ------------------------------------------------------------ input
@@ -319,6 +322,23 @@ class _Writer:
             self.sections[rel].data = body
         elif body:
             self._add_rel_section(section, body)
+
+    def _aborts(self) -> None:
+        """`.epass.aborts`: per program, the slots of the exits passes inserted to abort
+        (one line `name slot slot ...`), so that `epass prove` can read them back."""
+        lines = [f"{name} {' '.join(map(str, p.aborts))}\n"
+                 for name, p in self.programs.items() if p.aborts]
+        body = "".join(lines).encode()
+        at = self.index.get(ABORTS_SECTION)
+        if at is not None:
+            self.sections[at].data = body
+        elif body:
+            names = self.sections[self.shstrndx]
+            name_off = len(names.data)
+            names.data += ABORTS_SECTION.encode() + b"\0"
+            header = [name_off, SHT_PROGBITS, 0, 0, 0, 0, 0, 0, 1, 0]
+            self.sections.append(_Section(ABORTS_SECTION, header, body))
+            self.index[ABORTS_SECTION] = len(self.sections) - 1
 
     def _add_rel_section(self, section: str, body: bytes) -> None:
         names = self.sections[self.shstrndx]

@@ -20,7 +20,17 @@ from typing import Any
 
 import z3
 
-from epass.isa import HELPER_IDS, CallReg, Insn, LoadImm64, PseudoKind, helper_name, slot_count
+from epass.isa import (
+    HELPER_IDS,
+    Alu,
+    AluOp,
+    CallReg,
+    Insn,
+    LoadImm64,
+    PseudoKind,
+    helper_name,
+    slot_count,
+)
 from epass.semantics import step as st
 from epass.semantics.ctx import ContextLayout, layout_for
 from epass.semantics.domain import SYMBOLIC
@@ -52,6 +62,7 @@ from epass.semantics.memory import (
 from epass.uapi import MapType, ProgType
 
 MAX_CALL_FRAMES = 8
+_DIVISIONS = (AluOp.DIV, AluOp.SDIV, AluOp.MOD, AluOp.SMOD)
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,8 @@ class PathState:
     steps: int = 0
     fault: Any = field(default_factory=lambda: z3.BoolVal(False))
     calls: int = 0
+    trace: tuple[tuple[int, tuple[Any, ...]], ...] = ()  # helper calls: (id, r1-r5)
+    div_zero: Any = field(default_factory=lambda: z3.BoolVal(False))  # a DIV/MOD by zero
 
 
 @dataclass
@@ -90,6 +103,11 @@ class SymbolicResult:
     memory0: Any  # the initial memory array, to constrain inputs
     packet_len: Any = None  # z3 64-bit length of the packet (a constant when given)
     data_end: Any = None  # z3 address of data_end at exit
+    # per finished path: (condition, exit slot, helper calls made); the slot is None for
+    # an exit a helper model forced (bpf_conformance's unwind)
+    path_ends: list[tuple[Any, int | None, tuple[tuple[int, tuple[Any, ...]], ...]]] = \
+        field(default_factory=list)
+    div_zero: Any = None  # z3 Bool: some path divides by zero (eBPF defines it; a hazard)
 
 
 HelperModel = Callable[["SymbolicMachine", int], Any]
@@ -226,6 +244,8 @@ class SymbolicMachine:
         else:
             result = model(self, index)
         self.state.calls += 1
+        args = tuple(r if r is not None else z3.BitVecVal(0, 64) for r in self.state.regs[1:6])
+        self.state.trace = (*self.state.trace, (helper_id, args))
         regs = list(self.state.regs)
         regs[0] = z3.simplify(result)
         for r in range(1, 6):
@@ -304,6 +324,8 @@ def run_symbolic(insns: list[Insn], env: SymbolicEnv | None = None, *,
     machine = SymbolicMachine(spans, table, env.indirect_calls, layout, packet_len, maps)
     todo = [PathState(tuple(regs), mem0, _packet_bounds(packet_len), 0)]
     finished: list[tuple[Any, Any, Any]] = []  # (cond, r0, mem)
+    ends: list[tuple[Any, int | None, tuple[tuple[int, tuple[Any, ...]], ...]]] = []
+    div_zero: Any = z3.BoolVal(False)
     fault = z3.BoolVal(False)
     complete = True
     total = 0
@@ -319,21 +341,24 @@ def run_symbolic(insns: list[Insn], env: SymbolicEnv | None = None, *,
         if outcome is None:
             complete = False
             continue
+        div_zero = z3.Or(div_zero, state.div_zero)
         if outcome:
             finished.append((state.cond, machine.reg(0, state.pc), state.mem))
+            ends.append((state.cond, state.pc, state.trace))
     for cond, r0 in machine.exits:
         finished.append((cond, r0, mem0))
+        ends.append((cond, None, ()))
     data_end = machine.data_end() if packet_len is not None else None
     if not finished:
         return SymbolicResult(z3.BitVecVal(0, 64), mem0, z3.simplify(fault), 0, False, mem0,
-                              packet_len, data_end)
+                              packet_len, data_end, ends, z3.simplify(div_zero))
     r0 = finished[-1][1]
     mem = finished[-1][2]
     for cond, value, m in reversed(finished[:-1]):
         r0 = z3.If(cond, value, r0)
         mem = z3.If(cond, m, mem)
     return SymbolicResult(z3.simplify(r0), mem, z3.simplify(fault), len(finished), complete,
-                          mem0, packet_len, data_end)
+                          mem0, packet_len, data_end, ends, z3.simplify(div_zero))
 
 
 def _packet_bounds(packet_len: Any) -> Any:
@@ -363,6 +388,13 @@ def _run_path(m: SymbolicMachine, code: dict[int, Insn], todo: list[PathState],
             m.call_helper(target.as_long(), s.pc)
             s.pc += 1
             continue
+        if isinstance(insn, Alu) and insn.op in _DIVISIONS and insn.src is not None:
+            divisor = m.reg(insn.src, s.pc)
+            if insn.bits == 32:
+                divisor = z3.Extract(31, 0, divisor)
+            zero = z3.simplify(divisor == 0)
+            if not z3.is_false(zero):
+                s.div_zero = z3.simplify(z3.Or(s.div_zero, z3.And(s.cond, zero)))
         out = st.step(m, insn, s.pc)
         match out:
             case st.Next():

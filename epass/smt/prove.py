@@ -27,6 +27,7 @@ imports the compiler it judges (ir, codegen, passes).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -34,6 +35,7 @@ from typing import Any
 import z3
 
 from epass.isa import Insn, format_insn
+from epass.isa.helpers import helper_arg_count
 from epass.semantics import step as st
 from epass.semantics.ctx import layout_for
 from epass.semantics.interp import Environment, MapSpec, RunResult, StepLimit, run
@@ -64,8 +66,20 @@ MAX_TOTAL_STEPS = 200_000  # over all paths of one program: past it the answer i
 
 class Verdict(Enum):
     EQUIVALENT = "equivalent"
+    REFINES = "refines"  # equal, except where the transformed program aborts
     NOT_EQUIVALENT = "not_equivalent"
     UNKNOWN = "unknown"
+
+
+@dataclass
+class AbortSite:
+    """An exit a pass inserted to abort, and when it fires."""
+
+    slot: int
+    fires: bool  # some input reaches it
+    packet: bytes | None  # an input that does (the shortest packet)
+    original_unsafe: str  # on those inputs the original faults or divides by zero:
+    # "always", "sometimes" or "never"
 
 
 @dataclass
@@ -96,17 +110,23 @@ class ProofResult:
     unroll: int
     paths: tuple[int, int] = (0, 0)  # finished paths of the original and the transformed
     counterexample: Counterexample | None = None
+    aborts: list[AbortSite] = field(default_factory=list)
 
 
 def prove(original: list[Insn], transformed: list[Insn], inputs: ProofInputs, *,
-          timeout: float = 30.0, unroll: int = DEFAULT_UNROLL) -> ProofResult:
-    """Decide whether `transformed` behaves like `original` on every input."""
+          timeout: float = 30.0, unroll: int = DEFAULT_UNROLL,
+          aborts: Sequence[int] = ()) -> ProofResult:
+    """Decide whether `transformed` behaves like `original` on every input.
+
+    `aborts`: slots of `transformed`'s exits that a pass inserted to abort; where one
+    is reached the programs may differ, and the verdict is REFINES if one can be."""
     start = time.perf_counter()
 
     def done(verdict: Verdict, prop: str, reason: str, paths: tuple[int, int] = (0, 0),
-             cex: Counterexample | None = None) -> ProofResult:
+             cex: Counterexample | None = None,
+             sites: list[AbortSite] | None = None) -> ProofResult:
         return ProofResult(verdict, prop, reason, (time.perf_counter() - start) * 1000,
-                           unroll, paths, cex)
+                           unroll, paths, cex, sites or [])
 
     if [format_insn(i) for i in original] == [format_insn(i) for i in transformed]:
         return done(Verdict.EQUIVALENT, "syntax", "the instructions are identical")
@@ -125,6 +145,9 @@ def prove(original: list[Insn], transformed: list[Insn], inputs: ProofInputs, *,
                     f"a path runs past the unroll bound ({unroll} times each instruction) "
                     f"or the paths past {MAX_TOTAL_STEPS} steps in all", paths)
     checks = _Checks(p, t, inputs, timeout)
+    aborting = [c for c, pc, _ in t.path_ends if pc is not None and pc in set(aborts)]
+    sites = checks.abort_sites(sorted(set(aborts))) if aborts else []
+    checks.solver.add(z3.Not(z3.Or(*aborting)) if aborting else z3.BoolVal(True))
     for prop, differ in checks.properties():
         outcome = checks.solve(differ)
         if outcome == z3.unknown:
@@ -135,9 +158,13 @@ def prove(original: list[Insn], transformed: list[Insn], inputs: ProofInputs, *,
             what = "confirmed on the interpreter" if cex.confirmed else \
                 "not confirmed on the interpreter"
             verdict = Verdict.NOT_EQUIVALENT if cex.confirmed else Verdict.UNKNOWN
-            return done(verdict, prop, f"the {prop} check fails ({what})", paths, cex)
-    return done(Verdict.EQUIVALENT, "all", "r0, faults, packet, maps and context agree on "
-                "every input", paths)
+            return done(verdict, prop, f"the {prop} check fails ({what})", paths, cex, sites)
+    agree = "r0, faults, packet, maps, context and helper calls agree"
+    firing = [s for s in sites if s.fires]
+    if firing:
+        return done(Verdict.REFINES, "all", f"{agree} wherever the transformed program does "
+                    f"not abort; {len(firing)} abort site(s) can fire", paths, None, sites)
+    return done(Verdict.EQUIVALENT, "all", f"{agree} on every input", paths, None, sites)
 
 
 class _Checks:
@@ -145,8 +172,9 @@ class _Checks:
                  timeout: float) -> None:
         self.p, self.t = p, t
         self.inputs = inputs
+        self.timeout_ms = int(timeout * 1000)
         self.solver = z3.Solver()
-        self.solver.set("timeout", int(timeout * 1000))
+        self.solver.set("timeout", self.timeout_ms)
         if p.packet_len is not None and not z3.is_bv_value(p.packet_len):
             self.solver.add(z3.ULE(ETH_HLEN, p.packet_len), z3.ULE(p.packet_len, MAX_PACKET))
         self.solver.add(z3.Not(p.fault))  # the verifier keeps such inputs away
@@ -156,6 +184,40 @@ class _Checks:
             maps.add(spec.name, spec.type, spec.key_size, spec.value_size, spec.max_entries,
                      spec.contents)
         self.map_state = maps
+
+    def abort_sites(self, slots: list[int]) -> list[AbortSite]:
+        """When each abort fires and whether the original was unsafe there (a solver of its
+        own: inputs on which the original faults matter here)."""
+        solver = z3.Solver()
+        solver.set("timeout", self.timeout_ms)
+        if self.p.packet_len is not None and not z3.is_bv_value(self.p.packet_len):
+            solver.add(z3.ULE(ETH_HLEN, self.p.packet_len),
+                       z3.ULE(self.p.packet_len, MAX_PACKET))
+        unsafe = z3.Or(self.p.fault, self.p.div_zero)
+        out = []
+        for slot in slots:
+            conds = [c for c, pc, _ in self.t.path_ends if pc == slot]
+            fires = z3.Or(*conds) if conds else z3.BoolVal(False)
+            packet = None
+            if solver.check(fires) == z3.sat:
+                model = solver.model()
+                length = self.inputs.packet_len
+                if length is None and self.p.packet_len is not None:
+                    length = model.eval(self.p.packet_len, model_completion=True).as_long()
+                packet = bytes(model.eval(z3.Select(self.p.memory0, PACKET_BASE +
+                                                    PACKET_HEADROOM + k),
+                                          model_completion=True).as_long()
+                               for k in range(length or 0))
+            if packet is None:
+                how = "never"
+            elif solver.check(fires, z3.Not(unsafe)) == z3.unsat:
+                how = "always"
+            elif solver.check(fires, unsafe) == z3.unsat:
+                how = "never"
+            else:
+                how = "sometimes"
+            out.append(AbortSite(slot, packet is not None, packet, how))
+        return out
 
     def properties(self) -> list[tuple[str, Any]]:
         p, t = self.p, self.t
@@ -172,7 +234,30 @@ class _Checks:
             out.append(("maps", self._differ(regions, "map_index")))
         if self.layout is not None:
             out.append(("ctx", self._differ([(CTX_BASE, self.layout.size)], "ctx_index")))
+        out.append(("calls", self._calls_differ()))
         return out
+
+    def _calls_differ(self) -> Any:
+        """The k-th helper call (id and arguments, as values) differs on some input."""
+        none = z3.BitVecVal(-1, 64)
+
+        def column(ends: list, k: int, part: int) -> Any:
+            term = none if part < 0 else z3.BitVecVal(0, 64)
+            for cond, _, trace in ends:
+                if k < len(trace):
+                    ident, args = trace[k]
+                    value = z3.BitVecVal(ident, 64) if part < 0 else \
+                        (args[part] if part < helper_arg_count(ident) else z3.BitVecVal(0, 64))
+                    term = z3.If(cond, value, term)
+            return term
+
+        longest = max((len(tr) for _, _, tr in self.p.path_ends + self.t.path_ends), default=0)
+        differ = []
+        for k in range(longest):
+            for part in range(-1, 5):
+                differ.append(column(self.p.path_ends, k, part) !=
+                              column(self.t.path_ends, k, part))
+        return z3.Or(*differ) if differ else z3.BoolVal(False)
 
     def _differ(self, regions: list[tuple[int, int]], name: str) -> Any:
         i = z3.BitVec(name, 64)
