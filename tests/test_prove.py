@@ -250,3 +250,26 @@ def test_div_by_zero_refines_every_test_program(built_progs, name, tmp_path):
         else:
             assert p["verdict"] in ("equivalent", "refines"), p["reason"]
     assert run.code == {"unknown": 3}.get(doc["verdict"], 0)
+
+
+def test_can_a_condition_hold_at_an_instruction():
+    import z3
+
+    from epass.codegen import compile_module
+    from epass.ir.text import parse_module
+    from epass.smt import UnknownAnswer, can_hold
+
+    program = compile_module(parse_module(DIVIDE))
+    divs = [k for k, i in enumerate(program.insns) if isinstance(i, isa.Alu) and
+            i.op in (AluOp.DIV, AluOp.MOD)]
+    slot = divs[0]  # no lddw before it: index == slot
+    div = program.insns[slot]
+    inputs = ProofInputs(ProgType.XDP)
+    zero = can_hold(program.insns, inputs, slot,
+                    lambda s: z3.Extract(31, 0, s.reg(div.src)) == 0)
+    assert zero is not None and zero.packet[0] == 0 and len(zero.packet) == 14
+    # the divisor is one packet byte: it never exceeds 255
+    assert can_hold(program.insns, inputs, slot, lambda s: z3.UGT(s.reg(div.src), 255)) \
+        is None
+    with pytest.raises(UnknownAnswer, match="r9 is not initialized"):
+        can_hold(program.insns, inputs, slot, lambda s: s.reg(9) == 0)

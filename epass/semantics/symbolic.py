@@ -108,6 +108,7 @@ class SymbolicResult:
     path_ends: list[tuple[Any, int | None, tuple[tuple[int, tuple[Any, ...]], ...]]] = \
         field(default_factory=list)
     div_zero: Any = None  # z3 Bool: some path divides by zero (eBPF defines it; a hazard)
+    observed: list[PathState] = field(default_factory=list)  # see SymbolicEnv.observe
 
 
 HelperModel = Callable[["SymbolicMachine", int], Any]
@@ -131,6 +132,7 @@ class SymbolicEnv:
     indirect_calls: bool = False
     max_steps: int = 100_000  # per path
     max_total_steps: int = 1_000_000  # over all paths: past it the result is incomplete
+    observe: int | None = None  # record the state of every path that reaches this slot
 
 
 class _Fork(Exception):
@@ -153,6 +155,8 @@ class SymbolicMachine:
         self.maps = maps
         self.state: PathState | None = None
         self.exits: list[tuple[Any, Any]] = []  # early exits a helper asked for: (cond, r0)
+        self.observe: int | None = None
+        self.observed: list[PathState] = []  # states of paths at `observe`, before it runs
 
     def data(self) -> Any:
         return z3.BitVecVal(PACKET_BASE + PACKET_HEADROOM, 64)
@@ -322,6 +326,7 @@ def run_symbolic(insns: list[Insn], env: SymbolicEnv | None = None, *,
     regs[10] = z3.BitVecVal(STACK_BASE + STACK_SIZE, 64)
     table = env.helpers if env.helpers is not None else LINUX_MODELS
     machine = SymbolicMachine(spans, table, env.indirect_calls, layout, packet_len, maps)
+    machine.observe = env.observe
     todo = [PathState(tuple(regs), mem0, _packet_bounds(packet_len), 0)]
     finished: list[tuple[Any, Any, Any]] = []  # (cond, r0, mem)
     ends: list[tuple[Any, int | None, tuple[tuple[int, tuple[Any, ...]], ...]]] = []
@@ -351,14 +356,16 @@ def run_symbolic(insns: list[Insn], env: SymbolicEnv | None = None, *,
     data_end = machine.data_end() if packet_len is not None else None
     if not finished:
         return SymbolicResult(z3.BitVecVal(0, 64), mem0, z3.simplify(fault), 0, False, mem0,
-                              packet_len, data_end, ends, z3.simplify(div_zero))
+                              packet_len, data_end, ends, z3.simplify(div_zero),
+                              machine.observed)
     r0 = finished[-1][1]
     mem = finished[-1][2]
     for cond, value, m in reversed(finished[:-1]):
         r0 = z3.If(cond, value, r0)
         mem = z3.If(cond, m, mem)
     return SymbolicResult(z3.simplify(r0), mem, z3.simplify(fault), len(finished), complete,
-                          mem0, packet_len, data_end, ends, z3.simplify(div_zero))
+                          mem0, packet_len, data_end, ends, z3.simplify(div_zero),
+                              machine.observed)
 
 
 def _packet_bounds(packet_len: Any) -> Any:
@@ -388,6 +395,8 @@ def _run_path(m: SymbolicMachine, code: dict[int, Insn], todo: list[PathState],
             m.call_helper(target.as_long(), s.pc)
             s.pc += 1
             continue
+        if s.pc == m.observe:
+            m.observed.append(replace(s))
         if isinstance(insn, Alu) and insn.op in _DIVISIONS and insn.src is not None:
             divisor = m.reg(insn.src, s.pc)
             if insn.bits == 32:
