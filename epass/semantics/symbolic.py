@@ -62,6 +62,7 @@ from epass.semantics.memory import (
 from epass.uapi import MapType, ProgType
 
 MAX_CALL_FRAMES = 8
+EFAULT = 14
 _DIVISIONS = (AluOp.DIV, AluOp.SDIV, AluOp.MOD, AluOp.SMOD)
 
 
@@ -511,6 +512,29 @@ def _tail_call(m: SymbolicMachine, index: int) -> Any:
     return _bv(-ENOENT)  # as in the interpreter: no program array contents
 
 
+def _skb_load_bytes(m: SymbolicMachine, index: int) -> Any:
+    """Copy `len` packet bytes from `offset` to `to`; -EFAULT (buffer cleared) past the end.
+
+    As the interpreter's model: u32 offset and length, the packet window [data, data_end).
+    The length must be a constant (it is, in every program the verifier accepts with a
+    stack buffer)."""
+    if m.packet_len is None:
+        raise st.Unsupported(f"insn {index}: bpf_skb_load_bytes without a packet")
+    size = z3.simplify(m.reg(4, index) & 0xFFFFFFFF)
+    if not z3.is_bv_value(size):
+        raise st.Unsupported(f"insn {index}: bpf_skb_load_bytes with a variable length")
+    n = size.as_long()
+    offset = m.reg(2, index) & 0xFFFFFFFF
+    dst = m.reg(3, index)
+    ok = z3.ULE(offset + n, m.packet_len)
+    assert m.state is not None
+    source = m.state.mem
+    for i in range(n):
+        byte = z3.If(ok, z3.Select(source, m.data() + offset + i), z3.BitVecVal(0, 8))
+        m.store(dst + i, 1, byte, index)
+    return z3.If(ok, _bv(0), _bv(-EFAULT))
+
+
 def _no_model(name: str) -> HelperModel:
     def refuse(m: SymbolicMachine, index: int) -> Any:
         raise st.Unsupported(f"insn {index}: helper {name} has no symbolic model yet")
@@ -523,11 +547,12 @@ LINUX_MODELS: dict[int, HelperModel] = {
     HELPER_IDS["bpf_map_update_elem"]: _map_update_elem,
     HELPER_IDS["bpf_map_delete_elem"]: _map_delete_elem,
     HELPER_IDS["bpf_tail_call"]: _tail_call,
+    HELPER_IDS["bpf_skb_load_bytes"]: _skb_load_bytes,
 }
 # helpers that write memory or move the packet: an uninterpreted result would be wrong
 for _name in ("bpf_probe_read_kernel", "bpf_probe_read_user", "bpf_probe_read",
               "bpf_probe_read_kernel_str", "bpf_probe_read_user_str", "bpf_probe_read_str",
-              "bpf_skb_load_bytes", "bpf_ringbuf_reserve", "bpf_ringbuf_submit",
+              "bpf_ringbuf_reserve", "bpf_ringbuf_submit",
               "bpf_ringbuf_discard", "bpf_ringbuf_output", "bpf_xdp_adjust_head",
               "bpf_xdp_adjust_tail", "bpf_loop", "bpf_for_each_map_elem"):
     LINUX_MODELS[HELPER_IDS[_name]] = _no_model(_name)

@@ -329,6 +329,6 @@ def _replay(insns: list[Insn], prog_type: Any, packet: bytes, ctx: bytes,
         r: RunResult = run(insns, env)
     except (st.Unsupported, StepLimit) as e:
         return {"error": str(e)}
-    return {"r0": r.r0, "packet": r.packet.hex(), "maps": {
+    return {"r0": r.r0, "packet": r.packet.hex(), "ctx": r.ctx.hex(), "maps": {
         name: {k.hex(): v.hex() for k, v in entries.items()} for name, entries in r.maps.items()},
         "fault": None if r.fault is None else str(r.fault)}
