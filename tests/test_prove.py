@@ -67,6 +67,8 @@ MUTATIONS = [
     ("tc_skb_fields", "tc_skb_fields", "const", "r0"),
     ("tc_skb_fields", "tc_skb_fields", "drop_store", "ctx"),
     ("tc_skb_fields", "tc_skb_fields", "width", "ctx"),
+    ("socket_ld_abs", "socket_ld_abs", "branch", "r0"),
+    ("socket_ld_abs", "socket_ld_abs", "const", "r0"),
 ]
 
 

@@ -62,6 +62,8 @@ from epass.semantics.memory import (
 from epass.uapi import MapType, ProgType
 
 MAX_CALL_FRAMES = 8
+SKF_LL_OFF = -0x200000  # LD_ABS offsets from the mac header
+SKF_NET_OFF = -0x100000  # LD_ABS offsets from the network header
 EFAULT = 14
 _DIVISIONS = (AluOp.DIV, AluOp.SDIV, AluOp.MOD, AluOp.SMOD)
 
@@ -155,7 +157,9 @@ class SymbolicMachine:
         self.packet_len = packet_len
         self.maps = maps
         self.state: PathState | None = None
-        self.exits: list[tuple[Any, Any]] = []  # early exits a helper asked for: (cond, r0)
+        # early exits (a helper model's, or LD_ABS out of the packet): the path's condition,
+        # r0, its memory and its helper calls at that point
+        self.exits: list[tuple[Any, Any, Any, tuple]] = []
         self.observe: int | None = None
         self.observed: list[PathState] = []  # states of paths at `observe`, before it runs
 
@@ -239,7 +243,24 @@ class SymbolicMachine:
         raise st.Unsupported(f"insn {index}: lddw of {insn.kind.name} has no symbolic model yet")
 
     def packet_load(self, offset: Any, size: int, index: int) -> Any:
-        raise st.Unsupported(f"insn {index}: LD_ABS/LD_IND have no symbolic model yet")
+        """LD_ABS/LD_IND as the interpreter runs them: a signed 32-bit offset (SKF_LL_OFF
+        and SKF_NET_OFF address the mac and network headers, the latter 14 bytes in), a
+        big-endian value, and the program ends with r0 = 0 outside the packet."""
+        if self.packet_len is None:
+            self.exit_when(z3.BoolVal(True), z3.BitVecVal(0, 64))
+            return z3.BitVecVal(0, 8 * size)
+        off = z3.SignExt(32, z3.Extract(31, 0, offset))
+        ll, net = z3.BitVecVal(SKF_LL_OFF, 64), z3.BitVecVal(SKF_NET_OFF, 64)
+        adjusted = z3.If(off < net, off - ll, z3.If(off < 0, off + (ETH_HLEN - SKF_NET_OFF),
+                                                   off))
+        outside = z3.Or(off < ll, z3.UGT(adjusted + size, self.packet_len))
+        self.exit_when(outside, z3.BitVecVal(0, 64))
+        assert self.state is not None
+        addr = self.data() + adjusted
+        value = z3.Select(self.state.mem, addr)
+        for i in range(1, size):
+            value = z3.Concat(value, z3.Select(self.state.mem, addr + i))  # network order
+        return z3.simplify(value)
 
     def call_helper(self, helper_id: int, index: int) -> None:
         assert self.state is not None
@@ -276,7 +297,8 @@ class SymbolicMachine:
     def exit_when(self, cond: Any, r0: Any) -> None:
         """End the program with `r0` on this path when `cond` holds (for helper models)."""
         assert self.state is not None
-        self.exits.append((z3.And(self.state.cond, cond), r0))
+        self.exits.append((z3.And(self.state.cond, cond), r0, self.state.mem,
+                           self.state.trace))
         self.state.cond = z3.simplify(z3.And(self.state.cond, z3.Not(cond)))
 
 
@@ -351,9 +373,9 @@ def run_symbolic(insns: list[Insn], env: SymbolicEnv | None = None, *,
         if outcome:
             finished.append((state.cond, machine.reg(0, state.pc), state.mem))
             ends.append((state.cond, state.pc, state.trace))
-    for cond, r0 in machine.exits:
-        finished.append((cond, r0, mem0))
-        ends.append((cond, None, ()))
+    for cond, r0, mem, trace in machine.exits:
+        finished.append((cond, r0, mem))
+        ends.append((cond, None, trace))
     data_end = machine.data_end() if packet_len is not None else None
     if not finished:
         return SymbolicResult(z3.BitVecVal(0, 64), mem0, z3.simplify(fault), 0, False, mem0,
