@@ -149,10 +149,11 @@ def prove(original: list[Insn], transformed: list[Insn], inputs: ProofInputs, *,
     sites = checks.abort_sites(sorted(set(aborts))) if aborts else []
     checks.solver.add(z3.Not(z3.Or(*aborting)) if aborting else z3.BoolVal(True))
     for prop, differ in checks.properties():
-        outcome = checks.solve(differ)
+        left = timeout - (time.perf_counter() - start)  # the timeout is for the whole proof
+        outcome = checks.solve(differ, left) if left > 0 else z3.unknown
         if outcome == z3.unknown:
             return done(Verdict.UNKNOWN, prop, f"Z3 gave up on the {prop} check "
-                        f"(timeout {timeout:g} s)", paths)
+                        f"(timeout {timeout:g} s for the proof)", paths)
         if outcome == z3.sat:
             cex = checks.counterexample(original, transformed)
             what = "confirmed on the interpreter" if cex.confirmed else \
@@ -184,6 +185,7 @@ class _Checks:
             maps.add(spec.name, spec.type, spec.key_size, spec.value_size, spec.max_entries,
                      spec.contents)
         self.map_state = maps
+        self._mem0: tuple[dict[int, int], int] | None = None
 
     def abort_sites(self, slots: list[int]) -> list[AbortSite]:
         """When each abort fires and whether the original was unsafe there (a solver of its
@@ -265,13 +267,15 @@ class _Checks:
                               z3.Select(self.p.mem, base + i) != z3.Select(self.t.mem, base + i))
                        for base, size in regions])
 
-    def solve(self, differ: Any) -> Any:
+    def solve(self, differ: Any, seconds: float) -> Any:
+        self.solver.set("timeout", max(1, int(seconds * 1000)))
         self.solver.push()
         self.solver.add(differ)
         outcome = self.solver.check()
         if outcome == z3.sat:
             self.model = self.solver.model()
             self._shorten()
+            self._mem0 = None
         self.solver.pop()
         return outcome
 
@@ -292,6 +296,14 @@ class _Checks:
     # ------------------------------------------------------------ counterexamples
 
     def _bytes(self, base: int, size: int) -> bytes:
+        """Initial memory bytes from the model (read off its Store chain when it is one:
+        thousands of separate evaluations would dominate a counterexample's cost)."""
+        if self._mem0 is None:
+            self._mem0 = _array_bytes(self.model.eval(self.p.memory0, model_completion=True))
+        known = self._mem0
+        if known is not None:
+            entries, default = known
+            return bytes(entries.get(base + k, default) for k in range(size))
         mem0 = self.p.memory0
         return bytes(self.model.eval(z3.Select(mem0, base + k), model_completion=True).as_long()
                      for k in range(size))
@@ -318,6 +330,20 @@ class _Checks:
         a = _replay(original, self.inputs.prog_type, packet, ctx, specs, stacks)
         b = _replay(transformed, self.inputs.prog_type, packet, ctx, specs, stacks)
         return Counterexample(packet, ctx, contents, a, b, a != b)
+
+
+def _array_bytes(term: Any) -> tuple[dict[int, int], int] | None:
+    """A model's array as explicit entries and a default, when it is `Store(...K(d)...)`."""
+    entries: dict[int, int] = {}
+    while z3.is_app_of(term, z3.Z3_OP_STORE):
+        index, value = term.arg(1), term.arg(2)
+        if not (z3.is_bv_value(index) and z3.is_bv_value(value)):
+            return None
+        entries.setdefault(index.as_long(), value.as_long())  # the outermost store wins
+        term = term.arg(0)
+    if z3.is_app_of(term, z3.Z3_OP_CONST_ARRAY) and z3.is_bv_value(term.arg(0)):
+        return entries, term.arg(0).as_long()
+    return None
 
 
 def _replay(insns: list[Insn], prog_type: Any, packet: bytes, ctx: bytes,
