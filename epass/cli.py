@@ -74,7 +74,7 @@ def read(obj: str, section: str | None, as_ir: bool, as_json: bool) -> None:
     _emit(report, as_json, render_read)
 
 
-@cli.command(name="compile")
+@cli.command(name="compile", short_help="Lift to SSA, run passes, compile back to an object.")
 @click.argument("obj", metavar="PROG.o", type=click.Path())
 @click.option("--output", "-o", metavar="OUT.o", required=True,
               help="Where to write the compiled object.")
@@ -198,12 +198,12 @@ def conformance(directory: str, symbolic: bool, negative: bool, as_json: bool) -
     sys.exit(0 if report["failed"] == 0 else 1)
 
 
-@cli.command(name="prove")
+@cli.command(name="prove", short_help="Prove transformed programs behave like the originals.")
 @click.argument("original", metavar="ORIGINAL.o", type=click.Path())
 @click.argument("transformed", metavar="TRANSFORMED.o", type=click.Path())
 @section_option
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
-              metavar="SEC", help="Give up (exit 3) when Z3 needs longer for one check.")
+              metavar="SEC", help="Give up (exit 3) when one program's proof takes longer.")
 @click.option("--unroll", type=click.IntRange(min=1), default=32, show_default=True,
               metavar="N", help="Follow loops until an instruction ran N times on a path; "
                                 "past it the answer is unknown (exit 3).")
