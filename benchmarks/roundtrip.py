@@ -37,9 +37,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from irutil import strip_hints  # noqa: E402
+
 from epass.codegen import compile_module  # noqa: E402
 from epass.ir.lift import lift_program  # noqa: E402
-from epass.ir.model import Arg, Module, Undef  # noqa: E402
 from epass.isa import Insn, slot_count  # noqa: E402
 from epass.obj.model import BpfObject, Program  # noqa: E402
 from epass.obj.reader import read_object  # noqa: E402
@@ -91,17 +92,6 @@ class FileRow:
 
 def slots(insns: list[Insn]) -> int:
     return sum(slot_count(i) for i in insns)
-
-
-def strip_hints(module: Module) -> None:
-    """Forget the original registers, except the fixed ones of arguments and undefs."""
-    for f in module.functions:
-        for b in f.blocks:
-            for v in b.params:
-                v.reg = None
-            for inst in b.insts:
-                if inst.result is not None and not isinstance(inst, Arg | Undef):
-                    inst.result.reg = None
 
 
 def round_trip(obj: BpfObject, prog: Program, hints: bool = True) -> Program:

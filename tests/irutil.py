@@ -12,6 +12,30 @@ from epass.isa import Insn, slot_count
 from epass.obj.model import Placement, Program
 from epass.obj.sections import program_kind
 
+# An XDP program dividing by the packet's first byte and the result by its second:
+# both divisors can be zero.
+DIVIDE = """
+module @div section "xdp"
+func @div args 1 {
+bb0:
+  %0:r1 = arg 1
+  %1:r2 = load u32 [%0]
+  %2:r3 = load u32 [%0 + 4]
+  %3:r4 = mov %1
+  %4:r4 = add %3, 2
+  br jgt %4, %2, bb2, bb1
+bb1:
+  %5:r5 = load u8 [%1]
+  %6:r0 = mov 100
+  %7:r0 = div.32 %6, %5
+  %8:r6 = load u8 [%1 + 1]
+  %9:r0 = mod %7, %8
+  ret %9
+bb2:
+  ret 99
+}
+"""
+
 
 def slots(insns: list[Insn]) -> int:
     return sum(slot_count(i) for i in insns)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from irutil import DIVIDE
 
 from epass.codegen import compile_module
 from epass.errors import EpassError
@@ -42,29 +43,6 @@ bb2:
   ret 1
 }
 """
-
-DIVIDE = """
-module @div section "xdp"
-func @div args 1 {
-bb0:
-  %0:r1 = arg 1
-  %1:r2 = load u32 [%0]
-  %2:r3 = load u32 [%0 + 4]
-  %3:r4 = mov %1
-  %4:r4 = add %3, 2
-  br jgt %4, %2, bb2, bb1
-bb1:
-  %5:r5 = load u8 [%1]
-  %6:r0 = mov 100
-  %7:r0 = div.32 %6, %5
-  %8:r6 = load u8 [%1 + 1]
-  %9:r0 = mod %7, %8
-  ret %9
-bb2:
-  ret 99
-}
-"""
-
 
 def load_and_run(program: Program, maps: dict[str, int], packet: bytes) -> int | str:
     """Load into the kernel with map references turned into fds; run once (or the log)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from irutil import round_trip
+from irutil import DIVIDE, round_trip
 
 from epass.commands.run import interpreter_inputs
 from epass.isa import AluOp, Goto, JmpOp, parse_program
@@ -186,29 +186,6 @@ def test_cli_exit_codes_and_json(built_progs, tmp_path):
     run = epass("prove", src, other)
     assert (run.code, run.err) == (2, f"epass: error: {other}: no program named xdp_rewrite in "
                                       "the transformed object\n")
-
-
-DIVIDE = """
-module @div section "xdp"
-func @div args 1 {
-bb0:
-  %0:r1 = arg 1
-  %1:r2 = load u32 [%0]
-  %2:r3 = load u32 [%0 + 4]
-  %3:r4 = mov %1
-  %4:r4 = add %3, 2
-  br jgt %4, %2, bb2, bb1
-bb1:
-  %5:r5 = load u8 [%1]
-  %6:r0 = mov 100
-  %7:r0 = div.32 %6, %5
-  %8:r6 = load u8 [%1 + 1]
-  %9:r0 = mod %7, %8
-  ret %9
-bb2:
-  ret 99
-}
-"""
 
 
 def test_inserted_checks_refine_the_original():
