@@ -256,3 +256,125 @@ def test_can_a_condition_hold_at_an_instruction():
         is None
     with pytest.raises(UnknownAnswer, match="r9 is not initialized"):
         can_hold(program.insns, inputs, slot, lambda s: s.reg(9) == 0)
+
+
+# --- what review found: each of these once came out EQUIVALENT or was never confirmed --
+
+
+def _xdp(text: str) -> list[isa.Insn]:
+    return parse_program(text)
+
+
+def test_helpers_that_may_touch_memory_are_unknown_not_equivalent():
+    prog = """
+        *(u64 *)(r10 -8) = {v}
+        r1 = r10
+        r1 += -8
+        r2 = 8
+        r3 = 0
+        r4 = 0
+        r5 = 0
+        call bpf_csum_diff#28
+        exit
+    """
+    result = prove(_xdp(prog.format(v=1)), _xdp(prog.format(v=2)), ProofInputs(ProgType.XDP))
+    assert result.verdict == Verdict.UNKNOWN
+    assert "bpf_csum_diff may read or write memory" in result.reason
+    tail = """
+        r6 = r1
+        r1 = r6
+        r2 = map[idx:0] ll
+        r3 = 0
+        call bpf_tail_call#12
+        r0 = {v}
+        exit
+    """
+    maps = [MapSpec("progs", MapType.PROG_ARRAY, 4, 4, 1)]
+    result = prove(_xdp(tail.format(v=1)), _xdp(tail.format(v=2)), ProofInputs(ProgType.XDP,
+                                                                               maps))
+    assert result.verdict == Verdict.UNKNOWN and "bpf_tail_call" in result.reason
+
+
+def test_a_fault_before_an_abort_is_still_a_difference():
+    original = _xdp("""
+        r2 = *(u32 *)(r1 +0)
+        r0 = *(u8 *)(r2 +100)
+        exit
+    """)
+    guarded = _xdp("""
+        r2 = *(u32 *)(r1 +0)
+        r3 = *(u32 *)(r1 +4)
+        r4 = r2
+        r4 += 101
+        if r4 > r3 goto pc+2
+        r0 = *(u8 *)(r2 +100)
+        exit
+        r0 = 0
+        exit
+    """)
+    ok = prove(original, guarded, ProofInputs(ProgType.XDP), aborts=[8])
+    assert ok.verdict == Verdict.REFINES  # the guard comes before the access
+    assert [(s.fires, s.original_unsafe) for s in ok.aborts] == [(True, "always")]
+    late = _xdp("""
+        r2 = *(u32 *)(r1 +0)
+        r3 = *(u32 *)(r1 +4)
+        r0 = *(u8 *)(r2 +100)
+        r4 = r2
+        r4 += 101
+        if r4 > r3 goto pc+1
+        exit
+        r0 = 0
+        exit
+    """)  # the access before the guard: it faults where `guarded` returns 0
+    result = prove(guarded, late, ProofInputs(ProgType.XDP), aborts=[8])
+    assert (result.verdict, result.property) == (Verdict.NOT_EQUIVALENT, "fault"), result.reason
+
+
+def test_a_different_order_of_helper_calls_is_confirmed():
+    a = _xdp("""
+        call bpf_get_prandom_u32#7
+        call bpf_ktime_get_ns#5
+        r0 = 0
+        exit
+    """)
+    b = [a[1], a[0], a[2], a[3]]
+    result = prove(a, b, ProofInputs(ProgType.XDP))
+    assert (result.verdict, result.property) == (Verdict.NOT_EQUIVALENT, "calls")
+    assert [c[0] for c in result.counterexample.original["calls"]] == \
+        ["bpf_get_prandom_u32", "bpf_ktime_get_ns"]
+
+
+def test_can_hold_finds_the_access_out_of_bounds():
+    import z3
+
+    from epass.smt import can_hold
+
+    insns = _xdp("""
+        r2 = *(u32 *)(r1 +0)
+        r3 = *(u32 *)(r1 +4)
+        r0 = *(u8 *)(r2 +100)
+        exit
+    """)
+    w = can_hold(insns, ProofInputs(ProgType.XDP), 2,
+                 lambda s: z3.UGT(s.reg(2) + 101, s.reg(3)))
+    assert w is not None and len(w.packet) == 14
+    always = can_hold(insns, ProofInputs(ProgType.XDP), 2, lambda s: z3.BoolVal(True))
+    assert always is not None and len(always.packet) == 14
+
+
+def test_objects_whose_global_data_differs_are_not_equivalent(built_progs, tmp_path):
+    from elftools.elf.elffile import ELFFile
+
+    src = built_progs["global_data", "v3"]
+    data = bytearray(src.read_bytes())
+    with open(src, "rb") as f:
+        rodata = ELFFile(f).get_section_by_name(".rodata")
+        at = rodata["sh_offset"]
+    data[at] ^= 0x10
+    (tmp_path / "patched.o").write_bytes(bytes(data))
+    run = epass("prove", str(src), str(tmp_path / "patched.o"), "--json")
+    assert run.code == 1
+    (p,) = run.json()["programs"]
+    assert (p["verdict"], p["property"], p["reason"]) == (
+        "not_equivalent", "map definitions",
+        "map '.rodata' has another initial contents in the transformed object")

@@ -9,7 +9,7 @@ from epass.commands.read import program_header
 from epass.commands.run import interpreter_inputs
 from epass.errors import EpassError
 from epass.isa import Insn, LoadImm64, PseudoKind, slot_indices
-from epass.obj.model import BpfObject, Program
+from epass.obj.model import BpfObject, MapDef, Program
 from epass.smt import ProofInputs, ProofResult, Verdict, prove
 
 
@@ -31,10 +31,34 @@ def _same_maps(original: BpfObject, transformed: BpfObject, program: Program) ->
     return insns
 
 
+def _map_difference(original: BpfObject, transformed: BpfObject) -> str | None:
+    """How the objects' maps differ (definitions, initial global data), or None."""
+    def shape(m: MapDef) -> tuple:
+        return (m.type, m.key_size, m.value_size, m.max_entries, m.flags, m.initial)
+
+    a = {m.name: m for m in original.maps}
+    b = {m.name: m for m in transformed.maps}
+    for name in sorted(a.keys() | b.keys()):
+        if name not in a or name not in b:
+            return f"map {name!r} is only in the {'original' if name in a else 'transformed'} " \
+                   "object"
+        if shape(a[name]) != shape(b[name]):
+            what = "initial contents" if a[name].initial != b[name].initial else "definition"
+            return f"map {name!r} has another {what} in the transformed object"
+    return None
+
+
 def prove_report(original: BpfObject, transformed: BpfObject, programs: list[Program],
                  timeout: float, unroll: int) -> dict[str, Any]:
     rows = []
+    maps_differ = _map_difference(original, transformed)
     for p in programs:
+        if maps_differ is not None:  # every program sees other maps or other global data
+            rows.append({**program_header(p), "verdict": "not_equivalent",
+                         "property": "map definitions", "reason": maps_differ, "time_ms": 0.0,
+                         "unroll": unroll, "paths": [0, 0], "counterexample": None,
+                         "aborts": []})
+            continue
         others = [q for q in transformed.programs if q.name == p.name]
         if not others:
             raise EpassError(f"no program named {p.name} in the transformed object",

@@ -62,6 +62,14 @@ from epass.semantics.memory import (
 from epass.uapi import MapType, ProgType
 
 MAX_CALL_FRAMES = 8
+# helpers that read no memory the program can see and write none: an uninterpreted
+# function of their arguments is exact for them
+PURE_HELPERS = frozenset(HELPER_IDS[n] for n in (
+    "bpf_ktime_get_ns", "bpf_get_prandom_u32", "bpf_get_smp_processor_id",
+    "bpf_get_current_pid_tgid", "bpf_get_current_uid_gid", "bpf_get_current_task",
+    "bpf_get_numa_node_id", "bpf_get_current_cgroup_id", "bpf_jiffies64",
+    "bpf_ktime_get_boot_ns", "bpf_ktime_get_coarse_ns", "bpf_ktime_get_tai_ns"))
+TAIL_CALL = HELPER_IDS["bpf_tail_call"]
 SKF_LL_OFF = -0x200000  # LD_ABS offsets from the mac header
 SKF_NET_OFF = -0x100000  # LD_ABS offsets from the network header
 EFAULT = 14
@@ -133,6 +141,9 @@ class SymbolicEnv:
     maps: list[MapSpec] = field(default_factory=list)
     helpers: dict[int, HelperModel] | None = None  # replaces the Linux models
     indirect_calls: bool = False
+    # proofs: a helper without a model that may touch memory (or a tail call, which hands
+    # the state to another program) is unsupported instead of an uninterpreted function
+    strict_helpers: bool = False
     max_steps: int = 100_000  # per path
     max_total_steps: int = 1_000_000  # over all paths: past it the result is incomplete
     observe: int | None = None  # record the state of every path that reaches this slot
@@ -161,6 +172,7 @@ class SymbolicMachine:
         # r0, its memory and its helper calls at that point
         self.exits: list[tuple[Any, Any, Any, tuple]] = []
         self.observe: int | None = None
+        self.strict_helpers = False
         self.observed: list[PathState] = []  # states of paths at `observe`, before it runs
 
     def data(self) -> Any:
@@ -265,6 +277,11 @@ class SymbolicMachine:
     def call_helper(self, helper_id: int, index: int) -> None:
         assert self.state is not None
         model = self.helpers.get(helper_id)
+        if self.strict_helpers and (helper_id == TAIL_CALL or (
+                model is None and helper_id not in PURE_HELPERS)):
+            name = helper_name(helper_id) or f"helper#{helper_id}"
+            raise st.Unsupported(f"insn {index}: helper {name} may read or write memory (or "
+                                 "hand over to another program) and has no model for proofs")
         if model is None:
             result = self._uninterpreted(helper_id)
         else:
@@ -350,6 +367,7 @@ def run_symbolic(insns: list[Insn], env: SymbolicEnv | None = None, *,
     table = env.helpers if env.helpers is not None else LINUX_MODELS
     machine = SymbolicMachine(spans, table, env.indirect_calls, layout, packet_len, maps)
     machine.observe = env.observe
+    machine.strict_helpers = env.strict_helpers
     todo = [PathState(tuple(regs), mem0, _packet_bounds(packet_len), 0)]
     finished: list[tuple[Any, Any, Any]] = []  # (cond, r0, mem)
     ends: list[tuple[Any, int | None, tuple[tuple[int, tuple[Any, ...]], ...]]] = []

@@ -133,7 +133,7 @@ def prove(original: list[Insn], transformed: list[Insn], inputs: ProofInputs, *,
     env = SymbolicEnv(prog_type=inputs.prog_type, packet_len=inputs.packet_len,
                       maps=inputs.maps,
                       max_steps=unroll * max(len(original), len(transformed)),
-                      max_total_steps=MAX_TOTAL_STEPS)
+                      max_total_steps=MAX_TOTAL_STEPS, strict_helpers=True)
     try:
         p = run_symbolic(original, env)
         t = run_symbolic(transformed, env)
@@ -147,8 +147,12 @@ def prove(original: list[Insn], transformed: list[Insn], inputs: ProofInputs, *,
     checks = _Checks(p, t, inputs, timeout)
     aborting = [c for c, pc, _ in t.path_ends if pc is not None and pc in set(aborts)]
     sites = checks.abort_sites(sorted(set(aborts))) if aborts else []
-    checks.solver.add(z3.Not(z3.Or(*aborting)) if aborting else z3.BoolVal(True))
-    for prop, differ in checks.properties():
+    properties = checks.properties()
+    for i, (prop, differ) in enumerate(properties):
+        if i == 1 and aborting:
+            # an abort ends the program, it does not undo a fault before it: faults are
+            # checked on every input, the rest where no abort fires
+            checks.solver.add(z3.Not(z3.Or(*aborting)))
         left = timeout - (time.perf_counter() - start)  # the timeout is for the whole proof
         outcome = checks.solve(differ, left) if left > 0 else z3.unknown
         if outcome == z3.unknown:
@@ -355,6 +359,8 @@ def _replay(insns: list[Insn], prog_type: Any, packet: bytes, ctx: bytes,
         r: RunResult = run(insns, env)
     except (st.Unsupported, StepLimit) as e:
         return {"error": str(e)}
-    return {"r0": r.r0, "packet": r.packet.hex(), "ctx": r.ctx.hex(), "maps": {
+    return {"r0": r.r0, "packet": r.packet.hex(), "ctx": r.ctx.hex(),
+            "calls": [[name, [f"{a:#x}" for a in args]] for name, args in r.helper_calls],
+            "maps": {
         name: {k.hex(): v.hex() for k, v in entries.items()} for name, entries in r.maps.items()},
         "fault": None if r.fault is None else str(r.fault)}

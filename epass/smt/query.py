@@ -62,21 +62,21 @@ def can_hold(insns: list[Insn], inputs: ProofInputs, at: int,
     """An input on which the program reaches slot `at` with `condition` true, or None."""
     env = SymbolicEnv(prog_type=inputs.prog_type, packet_len=inputs.packet_len,
                       maps=inputs.maps, max_steps=unroll * len(insns),
-                      max_total_steps=MAX_TOTAL_STEPS, observe=at)
+                      max_total_steps=MAX_TOTAL_STEPS, observe=at, strict_helpers=True)
     try:
         result = run_symbolic(insns, env)
     except (st.Unsupported, MemoryFault) as e:
         raise UnknownAnswer(str(e)) from None
     if not result.complete:
         raise UnknownAnswer(f"a path runs past the unroll bound ({unroll})")
-    holds = z3.Or(*[z3.And(p.cond, condition(PointState(p))) for p in result.observed]) \
-        if result.observed else z3.BoolVal(False)
+    # faults before the instruction rule an input out; faults at it or later do not
+    holds = z3.Or(*[z3.And(p.cond, z3.Not(p.fault), condition(PointState(p)))
+                    for p in result.observed]) if result.observed else z3.BoolVal(False)
     solver = z3.Solver()
     solver.set("timeout", int(timeout * 1000))
     length = result.packet_len
     if length is not None and not z3.is_bv_value(length):
         solver.add(z3.ULE(ETH_HLEN, length), z3.ULE(length, MAX_PACKET))
-    solver.add(z3.Not(result.fault))
     solver.add(holds)
     outcome = solver.check()
     if outcome == z3.unknown:
