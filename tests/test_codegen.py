@@ -254,3 +254,83 @@ bb2:
     assert got.r0 == 33000
     k = run_in_kernel(new.insns, [], bytes(64), ProgType.XDP)
     assert k.accepted and k.retval == 33000, k.log[-1000:]
+
+
+# --- found in review: each of these once gave wrong code -----------------------------
+
+ROTATE = """
+module @rotate section "xdp"
+func @rotate args 1 {
+bb0:
+  %0:r1 = arg 1
+  %1:r1 = load u32 [%0]
+  %12:r4 = load u32 [%0 + 4]
+  %13:r3 = mov %1
+  %14:r3 = add %13, 3
+  br jgt %14, %12, bb2, bb3
+bb3:
+  %2:r2 = load u8 [%1]
+  %3:r3 = load u8 [%1 + 1]
+  %4:r5 = load u8 [%1 + 2]
+  jump bb1(%4, %3, %2)
+bb2:
+  ret 0
+bb1(%5:r0, %6:r2, %7:r3):
+  %8:r4 = mul %6, 10
+  %9:r4 = add %8, %7
+  %10:r4 = mul %9, 10
+  %11:r4 = add %10, %5
+  ret %11
+}
+"""
+
+
+def test_a_parameter_written_first_is_not_used_to_park_a_cycle(bpf_permitted):
+    # without the bounds check (the interpreter does not need it) r0 is what parks r2
+    bare = """
+module @rotate section "xdp"
+func @rotate args 1 {
+bb0:
+  %0:r1 = arg 1
+  %1:r1 = load u32 [%0]
+  %2:r2 = load u8 [%1]
+  %3:r3 = load u8 [%1 + 1]
+  %4:r5 = load u8 [%1 + 2]
+  jump bb1(%4, %3, %2)
+bb1(%5:r0, %6:r2, %7:r3):
+  %8:r4 = mul %6, 10
+  %9:r4 = add %8, %7
+  %10:r4 = mul %9, 10
+  %11:r4 = add %10, %5
+  ret %11
+}
+"""
+    packet = bytes([1, 2, 3]) + bytes(61)
+    got = run(compile_module(parse_module(bare)).insns,
+              Environment(prog_type=ProgType.XDP, packet=packet))
+    assert got.r0 == 213
+    new = compile_module(parse_module(ROTATE))
+    # bb1 gets (3, 2, 1): 2, then 21, then 213
+    assert run(new.insns, Environment(prog_type=ProgType.XDP, packet=packet)).r0 == 213
+    k = run_in_kernel(new.insns, [], packet, ProgType.XDP)
+    assert k.accepted and k.retval == 213, k.log[-2000:]
+
+
+def test_spill_slots_avoid_stack_reached_through_derived_pointers(bpf_permitted):
+    n = 11
+    text = ("module @frame section \"xdp\"\nfunc @frame args 1 {\nbb0:\n  %0 = arg 1\n"
+            "  %1 = load u32 [%0]\n  %2 = load u32 [%0 + 4]\n  %3 = mov %1\n"
+            "  %4 = add %3, 16\n  br jgt %4, %2, bb2, bb1\nbb1:\n"
+            "  %5 = mov fp\n  %6 = add %5, -8\n  store u64 [%6], 42\n"
+            + "".join(f"  %{10 + i} = load u8 [%1 + {i}]\n" for i in range(n))
+            + "  %30 = mov 0\n"
+            + "".join(f"  %{31 + i} = add %{30 + i}, %{10 + i}\n" for i in range(n))
+            + f"  %50 = load u64 [%6]\n  %51 = add %50, %{30 + n}\n  %52 = add %51, %10\n"
+            "  ret %52\nbb2:\n  ret 0\n}\n")
+    module = parse_module(text)
+    assert module.main.frame_size() == 8
+    new = compile_module(module)
+    packet = bytes([1] * n) + bytes(50)
+    assert run(new.insns, Environment(prog_type=ProgType.XDP, packet=packet)).r0 == 42 + n + 1
+    k = run_in_kernel(new.insns, [], packet, ProgType.XDP)
+    assert k.accepted and k.retval == 42 + n + 1, k.log[-2000:]

@@ -126,3 +126,45 @@ def test_objects_with_pass_created_maps_are_refused(built_progs):
         write_object(obj, {program.name: compile_module(module)})
     assert e.value.line() == (f"{obj.path}: section xdp: map 'epass_state' was added by a "
                               "pass; objects with pass-created maps cannot be written yet")
+
+
+SHARED = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+static __noinline int scale(int a) { return a * 5 + 1; }
+static __noinline int outer(int a) { return scale(a) + 2; }
+static __noinline unsigned ratio(unsigned a, unsigned b) { return a / b + 1; }
+static __noinline int flip(int a) { return a ^ 7; }
+
+SEC("xdp") int first(struct xdp_md *ctx)
+{
+	int x = ctx->ingress_ifindex;
+	return (outer(x) + flip(x) + ratio(ctx->data_end - ctx->data, x)) & 3;
+}
+
+SEC("tc") int second(struct __sk_buff *skb) { return (outer(skb->len) + flip(3)) & 1; }
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+@progs.skip_without_clang
+def test_shared_subprograms_and_one_section_at_a_time(bpf_permitted, tmp_path):
+    """Programs lay out shared .text functions in different orders, and with --section the
+    others keep their code while .text moves under them (calls relocated against the .text
+    section symbol)."""
+    src = tmp_path / "shared.bpf.c"
+    src.write_text(SHARED)
+    obj = tmp_path / "shared.o"
+    subprocess.run([progs.CLANG, *progs.CFLAGS, "-mcpu=v3", *progs.INCLUDES, "-c", str(src),
+                    "-o", str(obj)], check=True)
+    for args in ([], ["--section", "xdp", "-p", "div_by_zero(code=1)"]):
+        out = tmp_path / "out.o"
+        run = epass("compile", str(obj), "-o", str(out), *args)
+        assert run.code == 0, run.err
+        verify = epass("verify", str(out), "--json")
+        assert verify.code == 0, verify.out
+        assert [p["accepted"] for p in verify.json()["programs"]] == [True, True]
+    second = read_object(str(tmp_path / "out.o")).program("second")
+    assert [f.name for f in second.functions] == ["second", "outer", "flip", "scale"]

@@ -266,8 +266,9 @@ class _Emitter:
                 continue
             # only cycles are left: park one register's value, then the cycle unwinds
             d = next(iter(pending))
-            busy = {self.reg(v) for v in self.alloc.live_in[e.target] | self.alloc.live_out[b]
-                    if v not in self.c.undef}
+            live = self.alloc.live_in[e.target] | self.alloc.live_out[b] | \
+                self.alloc.live_params[e.target]  # parameters written by earlier moves too
+            busy = {self.reg(v) for v in live if v not in self.c.undef}
             busy |= set(pending) | set(pending.values())
             free = [r for r in range(10) if r not in busy]
             if free:

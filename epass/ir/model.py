@@ -475,11 +475,40 @@ class Function:
         return preds
 
     def frame_size(self) -> int:
-        """Bytes of stack the function touches through fp (the lowest offset, negated)."""
+        """Bytes of stack the function may use (the lowest offset reached, negated).
+
+        Accesses through fp count, and so does every pointer derived from fp by copies and
+        constant additions (`r1 = r10; r1 += -8`): what it points at, and what is accessed
+        through it. A pointer handed to a helper may be used upwards from where it points,
+        which stays inside [fp + offset, fp)."""
+        derived: dict[Value, int] = {}  # value -> its offset from fp
         low = 0
+        changed = True
+        while changed:  # SSA: a few rounds settle even across loops
+            changed = False
+            for inst in self.instructions():
+                v = inst.result
+                if v is None or v in derived or not isinstance(inst, Alu) or inst.bits != 64:
+                    continue
+                a = inst.operands[0]
+                base = 0 if a is FP else derived.get(a) if isinstance(a, Value) else None
+                if base is None:
+                    continue
+                if inst.op == AluOp.MOV:
+                    derived[v] = base
+                elif inst.op in (AluOp.ADD, AluOp.SUB) and isinstance(inst.operands[1], int):
+                    step = inst.operands[1]
+                    derived[v] = base + (step if inst.op == AluOp.ADD else -step)
+                else:
+                    continue
+                changed = True
+        low = min([0, *derived.values()])
         for inst in self.instructions():
-            if isinstance(inst, Load | Store | Atomic) and inst.operands[0] is FP:
-                low = min(low, inst.off)
+            if isinstance(inst, Load | Store | Atomic):
+                base = inst.operands[0]
+                at = 0 if base is FP else derived.get(base) if isinstance(base, Value) else None
+                if at is not None:
+                    low = min(low, at + inst.off)
         return -low
 
 

@@ -76,6 +76,8 @@ class _Chunk:
     relocs: list[tuple[int, int, int]] = field(default_factory=list)  # slot, type, sym index
     local_calls: list[tuple[int, str]] = field(default_factory=list)  # slot, callee in section
     func_addrs: list[tuple[int, str]] = field(default_factory=list)  # slot, function in .text
+    # calls relocated against .text's section symbol: slot, callee (imm = its start - 1)
+    section_calls: list[tuple[int, str]] = field(default_factory=list)
     lines: list[LineInfo] = field(default_factory=list)  # insn = slot in the chunk
     type_id: int = 0
     original: bool = False  # unchanged code: its records come from the input's .BTF.ext
@@ -190,6 +192,26 @@ class _Writer:
                     chunk.relocs.append((slot, info & 0xFFFFFFFF, info >> 32))
                     relocated.add(slot)
         starts = {g.offset: g.name for g in self.obj.functions if g.section == f.section}
+        at = dict(zip(isa.slot_indices(chunk.insns), chunk.insns, strict=True))
+        for slot, _, sym_index in chunk.relocs:
+            # against a code section's symbol the target is in the immediate: the target
+            # may move, so it is fixed up once the new layout is known
+            sym = self.symbols[sym_index]
+            target = self.sections[sym.shndx].name if sym.kind == STT_SECTION and \
+                0 < sym.shndx < len(self.sections) else None
+            if target is None or target not in {g.section for g in self.obj.functions}:
+                continue
+            insn = at[slot]
+            old = insn.imm + 1 if isinstance(insn, isa.Call) else insn.imm // 8  # type: ignore
+            callee = next((g.name for g in self.obj.functions
+                           if g.section == target and g.offset == old), None)
+            if callee is None:
+                raise self.fail(f"{f.name} refers to slot {old} of {target}, where no "
+                                "function starts", f.section)
+            if isinstance(insn, isa.Call):
+                chunk.section_calls.append((slot, callee))
+            else:
+                chunk.func_addrs.append((slot, callee))
         for slot, insn in zip(isa.slot_indices(chunk.insns), chunk.insns, strict=True):
             if isinstance(insn, isa.Call) and insn.kind == CallKind.LOCAL and \
                     slot not in relocated:
@@ -226,7 +248,7 @@ class _Writer:
             callee = names[pos + 1 + insn.imm]
             if callee.section == f.section:
                 chunk.local_calls.append((slot, callee.name))
-                return insn
+                return isa.Call(CallKind.LOCAL, 0)  # the offset is set once laid out
             sym = self._func_symbol(callee.section, callee.name)
             chunk.relocs.append((slot, R_BPF_64_32, sym.index))
             return isa.Call(CallKind.LOCAL, -1)
@@ -313,6 +335,9 @@ class _Writer:
             for slot, callee in c.func_addrs:
                 i = slots.index(slot)
                 code[i] = replace(code[i], imm=self.text_starts[callee] * 8)
+            for slot, callee in c.section_calls:
+                i = slots.index(slot)
+                code[i] = replace(code[i], imm=self.text_starts[callee] - 1)
             insns += code
             rels += [(c.start + slot, t, s) for slot, t, s in c.relocs]
         self.sections[self.index[section]].data = encode(insns)
