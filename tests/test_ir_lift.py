@@ -229,3 +229,15 @@ def test_rare_instructions_lift_and_come_back():
     # a short gotol comes back as goto: the code generator picks the encoding that reaches
     want = [format_insn(i).replace("gotol", "goto") for i in insns]
     assert [format_insn(i) for i in round_trip(program).insns] == want
+
+
+def test_long_chains_of_checks_lift_without_deep_recursion():
+    from epass.isa import Load
+
+    n = 3000  # r6 is written before 3,000 early exits and read after them
+    insns = [Alu(AluOp.MOV, 6, None, 1), Load(4, 2, 1, 0)]
+    insns += [Jump(JmpOp.EQ, 2, n - i + 1, None, 5) for i in range(n)]
+    insns += [Alu(AluOp.MOV, 0, 6), Exit(), Alu(AluOp.MOV, 0, None, 0), Exit()]
+    module = lift_program(program_from_insns(insns))
+    assert check_module(module) == []
+    assert len(module.main.blocks) == n + 2  # each check ends a block; two exits follow

@@ -277,8 +277,10 @@ class _Graph:
         frees its register the longest (Belady). `v` itself only when none of them can go."""
         pos = self._positions()
         here = pos.get(v.definition, 0)  # type: ignore[arg-type]
+        # only a neighbour holding a register `v` could take frees one for it
+        allowed = set(range(10)) - self.forbid.get(v, set())
         candidates = [n for n in self.adj[v] if n in self.color and n not in self.c.fixed
-                      and n not in self.c.no_spill]
+                      and n not in self.c.no_spill and self.color[n] in allowed]
         if candidates:
             def next_use(n: Value) -> int:
                 later = [pos[u] for u in n.uses if pos.get(u, -1) > here]

@@ -339,18 +339,34 @@ class _FunctionLifter:
         return v
 
     def read(self, reg: int, block: Block) -> Value:
-        v = self.defs[block].get(reg)
-        if v is _CLOBBERED:
-            return self.clobbered(reg)
-        if v is not None:
-            return self.resolve(v)
+        # walk up chains of single predecessors in a loop (a parser's thousand bounds
+        # checks would otherwise recurse a thousand deep)
+        chain = []
+        while True:
+            v = self.defs[block].get(reg)
+            if v is _CLOBBERED:
+                v = self.clobbered(reg)
+                break
+            if v is not None:
+                v = self.resolve(v)
+                break
+            if block in self.sealed and len(self.in_edges[block]) == 1:
+                chain.append(block)
+                block = self.in_edges[block][0][0]
+                continue
+            v = self._read_here(reg, block)
+            break
+        for b in chain:
+            self.write(reg, b, v)
+        return v
+
+    def _read_here(self, reg: int, block: Block) -> Value:
+        """A read the block's own definitions cannot answer: a parameter, or the entry's."""
         if block not in self.sealed:
             v = self._new_phi(block, reg)
             self.incomplete.setdefault(block, {})[reg] = v
         elif not self.in_edges[block]:
             v = self.entry_value(reg)
-        elif len(self.in_edges[block]) == 1:
-            v = self.read(reg, self.in_edges[block][0][0])
         else:
             v = self._new_phi(block, reg)
             self.write(reg, block, v)
