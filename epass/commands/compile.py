@@ -9,16 +9,14 @@ from epass.codegen import compile_module
 from epass.errors import EpassError
 from epass.ir.check import verify_module
 from epass.ir.lift import lift_program
-from epass.isa import slot_indices
+from epass.isa import slot_count
 from epass.obj.model import BpfObject, Program
 from epass.obj.writer import write_object
 from epass.passes import PassUse, run_passes
 
 
 def slots(program: Program) -> int:
-    idx = slot_indices(program.insns)
-    return idx[-1] + (2 if program.insns and type(program.insns[-1]).__name__ == "LoadImm64"
-                      else 1) if idx else 0
+    return sum(slot_count(i) for i in program.insns)
 
 
 def compile_program(obj: BpfObject, program: Program, passes: list[PassUse],
