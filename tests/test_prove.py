@@ -124,12 +124,8 @@ def test_reordered_helper_calls_are_caught():
 
 # what the Z3 encoding cannot decide yet, by program (docs/prove.md)
 UNKNOWN = {
-    "kprobe_openat2": "hash maps have no symbolic model yet",
-    "maps_btf": "hash maps have no symbolic model yet",
     "loop_bounded": "a path runs past the unroll bound",
     "reject_loop_states": "a path runs past the unroll bound",
-    "tc_classifier": "hash maps have no symbolic model yet",
-    "tracepoint_openat": "helper bpf_ringbuf_reserve has no symbolic model yet",
 }
 V3 = [p.name for p in progs.PROGS if progs.CPUS.index(p.min_cpu) <= 1]
 

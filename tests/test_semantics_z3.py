@@ -137,7 +137,6 @@ def run_mem(insns: list[Insn], mem: bytes) -> bytearray:
 # XDP test programs the Z3 encoding cannot finish yet, and why (asserted, so it stays true)
 SYMBOLIC_GAPS = {
     "bpf_loop_cb": "helper bpf_loop has no symbolic model yet",
-    "maps_btf": "hash maps have no symbolic model yet",
     "loop_bounded": "incomplete",  # its loop unrolls past the work budget
 }
 XDP_PROGS = [p for p in progs.PROGS if p.verdict == "accept" and len(p.programs) == 1
@@ -150,10 +149,12 @@ def _xdp_check(insns, maps, result, packet: bytes) -> tuple[tuple, tuple]:
     from epass.semantics.ctx import prog_test_run_ctx
     from epass.semantics.interp import Interpreter
     from epass.semantics.memory import CTX_BASE, PACKET_BASE, PACKET_HEADROOM
+    from epass.semantics.symbolic import distinct_keys
     from epass.uapi import ProgType
 
     it = Interpreter(insns, Environment(prog_type=ProgType.XDP, packet=packet, maps=maps))
-    values = [r for m in it.maps.maps for r in m.entries.values()]  # before the run:
+    values = [r for m in it.maps.maps for r in m.entries.values()  # before the run:
+              if m.name not in result.hashes]
     initial = [(r.base, bytes(r.data)) for r in values]  # the same addresses as the encoding
     concrete = it.run()
     solver = z3.Solver()
@@ -168,16 +169,53 @@ def _xdp_check(insns, maps, result, packet: bytes) -> tuple[tuple, tuple]:
     fix(CTX_BASE, prog_test_run_ctx(ProgType.XDP, packet))
     for base, raw in initial:
         fix(base, raw)
+    # hash maps: the keys the encoding looked up hold what the interpreter's map holds
+    solver.add(*distinct_keys(result))
+    specs = {m.name: m for m in maps}
+    for name, key in result.keys:
+        slot = result.hashes[name].slot(key)
+        contents = specs[name].contents
+        present = z3.Or([key == int.from_bytes(k, "little") for k in contents])
+        solver.add((z3.Select(result.memory0, slot.flag) != 0) == present)
+        for k, value in contents.items():
+            for i, byte in enumerate(value):
+                solver.add(z3.Implies(key == int.from_bytes(k, "little"),
+                                      z3.Select(result.memory0, slot.value + i) == byte))
     assert solver.check() == z3.sat
     model = solver.model()
 
-    def read(addr: int, size: int) -> bytes:
-        return bytes(model.eval(z3.Select(result.mem, z3.BitVecVal(addr + i, 64)),
+    def read(addr, size: int) -> bytes:
+        return bytes(model.eval(z3.Select(result.mem, addr + i),
                                 model_completion=True).as_long() for i in range(size))
 
+    def looked_up(name: str) -> dict[bytes, object]:
+        area, out = result.hashes[name], {}
+        for map_name, key in result.keys:
+            if map_name == name:
+                raw = model.eval(key, model_completion=True)
+                out[raw.as_long().to_bytes(area.key_size, "little")] = area.slot(raw)
+        return out
+
+    def entries(name: str) -> dict[bytes, bytes]:
+        """The encoding's final hash map, over the keys it looked up."""
+        size = result.hashes[name].value_size
+        return {k: read(slot.value, size) for k, slot in looked_up(name).items()
+                if read(slot.flag, 1) != b"\0"}
+
+    def concrete_entries(name: str) -> dict[bytes, bytes]:
+        """The interpreter's, over the same keys; the others must be as they started."""
+        keys = looked_up(name)
+        final = concrete.maps[name]
+        assert {k: v for k, v in final.items() if k not in keys} == \
+            {k: v for k, v in specs[name].contents.items() if k not in keys}
+        return {k: v for k, v in final.items() if k in keys}
+
     r0 = model.eval(result.r0, model_completion=True).as_long()
-    ours = (concrete.r0, concrete.packet, [bytes(r.data) for r in values])
-    theirs = (r0, read(data, len(packet)), [read(r.base, len(r.data)) for r in values])
+    ours = (concrete.r0, concrete.packet, [bytes(r.data) for r in values],
+            {name: concrete_entries(name) for name in result.hashes})
+    theirs = (r0, read(z3.BitVecVal(data, 64), len(packet)),
+              [read(z3.BitVecVal(r.base, 64), len(r.data)) for r in values],
+              {name: entries(name) for name in result.hashes})
     return ours, theirs
 
 

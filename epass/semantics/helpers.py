@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from epass.isa import HELPER_IDS
 from epass.semantics.maps import E2BIG, EINVAL, ENOENT
-from epass.semantics.memory import RINGBUF_BASE, MemoryFault, Region, RegionKind
+from epass.semantics.memory import RECORD_STRIDE, RINGBUF_BASE, MemoryFault, Region, RegionKind
 
 if TYPE_CHECKING:
     from epass.semantics.interp import Interpreter
@@ -83,6 +83,16 @@ def get_smp_processor_id(it: Interpreter, index: int) -> int:
     return it.env.cpu
 
 
+@helper("bpf_get_current_comm")
+def get_current_comm(it: Interpreter, index: int) -> int:
+    # strscpy_pad: at most size - 1 bytes of the name, then NULs up to size
+    dst, size = it.arg(1, index), it.arg(2, index)
+    if size:
+        name = it.env.comm[: size - 1]
+        it.write_bytes(dst, name + bytes(size - len(name)), index)
+    return 0
+
+
 @helper("bpf_trace_printk")
 def trace_printk(it: Interpreter, index: int) -> int:
     size = it.arg(2, index)
@@ -111,9 +121,12 @@ def ringbuf_reserve(it: Interpreter, index: int) -> int:
     size, flags = it.arg(2, index), it.arg(3, index)
     if flags or size > m.max_entries:
         return 0
-    n = sum(r.kind == RegionKind.RINGBUF for r in it.memory.regions)
+    taken = {r.base for r in it.memory.regions if r.kind == RegionKind.RINGBUF}
+    n = 0
+    while RINGBUF_BASE + n * RECORD_STRIDE in taken:  # the first free place
+        n += 1
     region = it.memory.add(Region(RegionKind.RINGBUF, f"{m.name}.record{n}",
-                                  RINGBUF_BASE + n * 0x1_0000, bytearray(size)))
+                                  RINGBUF_BASE + n * RECORD_STRIDE, bytearray(size)))
     return region.base
 
 

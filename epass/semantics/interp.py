@@ -86,6 +86,7 @@ class Environment:
     prandom_seed: int = 0x5EED
     ktime_ns: int = 1_000_000_000
     cpu: int = 0
+    comm: bytes = b"epass"  # the task's name, for bpf_get_current_comm
     kernel_memory: bytes = b""  # what probe_read_kernel/user can read, at KERNEL_BASE
     # what never-written stack bytes hold, per call depth (default zeros); a proof's
     # counterexample sets them to replay a read of uninitialized stack

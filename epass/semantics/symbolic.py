@@ -32,34 +32,26 @@ from epass.isa import (
     slot_count,
 )
 from epass.semantics import step as st
+from epass.semantics.addresses import Addresses
 from epass.semantics.ctx import ContextLayout, layout_for
 from epass.semantics.domain import SYMBOLIC
 from epass.semantics.interp import CODE_BASE, MapSpec
-from epass.semantics.maps import (
-    ARRAY_TYPES,
-    BPF_EXIST,
-    BPF_F_LOCK,
-    BPF_NOEXIST,
-    E2BIG,
-    EEXIST,
-    EINVAL,
-    ENOENT,
-    MapSet,
-    MapState,
-)
+from epass.semantics.maps import HASH_TYPES, MapSet, MapState
 from epass.semantics.memory import (
     CTX_BASE,
-    MAP_STRIDE,
     MEM_BASE,
     PACKET_BASE,
     PACKET_HEADROOM,
+    RECORD_STRIDE,
+    RINGBUF_BASE,
     STACK_BASE,
     STACK_SIZE,
     STACK_STRIDE,
     Memory,
     MemoryFault,
 )
-from epass.uapi import MapType, ProgType
+from epass.semantics.symbolic_helpers import LINUX_MODELS
+from epass.uapi import ProgType
 
 MAX_CALL_FRAMES = 8
 # helpers that read no memory the program can see and write none: an uninterpreted
@@ -72,18 +64,87 @@ PURE_HELPERS = frozenset(HELPER_IDS[n] for n in (
 TAIL_CALL = HELPER_IDS["bpf_tail_call"]
 SKF_LL_OFF = -0x200000  # LD_ABS offsets from the mac header
 SKF_NET_OFF = -0x100000  # LD_ABS offsets from the network header
-EFAULT = 14
 _DIVISIONS = (AluOp.DIV, AluOp.SDIV, AluOp.MOD, AluOp.SMOD)
 
 
 @dataclass(frozen=True)
 class Span:
-    """An address range a path may access: [base + lo, base + hi)."""
+    """An address range a path may access: [base + lo, base + hi).
+
+    With a `stride`, the range repeats every `stride` bytes, 2**32 times (a hash map's
+    value slots)."""
 
     name: str
     base: int
     lo: Any  # z3 64-bit expression or int
     hi: Any
+    stride: int = 0
+
+
+@dataclass(frozen=True)
+class HashSlot:
+    """Where a hash map keeps the value of one key.
+
+    Each map has its own area; a key's slot is an uninterpreted function of the key, so
+    equal keys share a slot and (up to constraints the prover adds) different keys do
+    not. The byte after the value's room says whether the key is present; no program
+    access can reach it (the span allows only the value's bytes)."""
+
+    key: Any  # the key, a bit-vector of 8 * key_size bits
+    value: Any  # address of the value
+    flag: Any  # address of the presence byte
+
+
+
+@dataclass(frozen=True)
+class HashArea:
+    """A hash map's slots: slot s's value at base + s * stride, its presence byte last."""
+
+    map_name: str
+    key_size: int
+    value_size: int
+    base: int
+    stride: int
+
+    def slot_function(self) -> Any:
+        return z3.Function(f"{self.map_name}.slot", z3.BitVecSort(8 * self.key_size),
+                           z3.BitVecSort(32))
+
+    @property
+    def shift(self) -> int:
+        return self.stride.bit_length() - 1
+
+    def slot(self, key: Any) -> HashSlot:
+        value, flag = self.slot_at(self.slot_function()(key))
+        return HashSlot(key, value, flag)
+
+    def slot_at(self, index: Any) -> tuple[Any, Any]:
+        """(value, presence byte) addresses of slot `index` (a 32-bit term). Built as a
+        concatenation, so that bounds checks of `value + offset` simplify away."""
+        high = z3.BitVecVal(self.base >> (32 + self.shift), 32 - self.shift)
+        value = z3.Concat(high, index, z3.BitVecVal(0, self.shift))
+        return value, z3.Concat(high, index, z3.BitVecVal(self.stride - 1, self.shift))
+
+
+def hash_area(position: int, name: str, key_size: int, value_size: int) -> HashArea:
+    """The area of the map at `position` among a run's maps: far above every region."""
+    stride = 16
+    while stride < value_size + 1:
+        stride *= 2
+    if stride > 1 << 20:
+        raise st.Unsupported(f"map {name}: values of {value_size} bytes are too large for "
+                             "the symbolic model")
+    return HashArea(name, key_size, value_size, (position + 1) << 52, stride)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One helper call on a path: its id, r1-r5, and the bytes it sent out (a ring buffer
+    record's contents)."""
+
+    helper: int
+    args: tuple[Any, ...]
+    output: tuple[Any, ...] = ()
 
 
 @dataclass
@@ -98,8 +159,9 @@ class PathState:
     steps: int = 0
     fault: Any = field(default_factory=lambda: z3.BoolVal(False))
     calls: int = 0
-    trace: tuple[tuple[int, tuple[Any, ...]], ...] = ()  # helper calls: (id, r1-r5)
+    trace: tuple[Call, ...] = ()  # helper calls, in order
     div_zero: Any = field(default_factory=lambda: z3.BoolVal(False))  # a DIV/MOD by zero
+    records: tuple[Span, ...] = ()  # ring buffer records reserved and not yet released
 
 
 @dataclass
@@ -116,10 +178,14 @@ class SymbolicResult:
     data_end: Any = None  # z3 address of data_end at exit
     # per finished path: (condition, exit slot, helper calls made); the slot is None for
     # an exit a helper model forced (bpf_conformance's unwind)
-    path_ends: list[tuple[Any, int | None, tuple[tuple[int, tuple[Any, ...]], ...]]] = \
-        field(default_factory=list)
+    path_ends: list[tuple[Any, int | None, tuple[Call, ...]]] = field(default_factory=list)
     div_zero: Any = None  # z3 Bool: some path divides by zero (eBPF defines it; a hazard)
     observed: list[PathState] = field(default_factory=list)  # see SymbolicEnv.observe
+    hashes: dict[str, HashArea] = field(default_factory=dict)  # by map name
+    keys: list[tuple[str, Any]] = field(default_factory=list)  # (map name, key) looked up
+    # every address written (by any path), with its region tag (None: not known)
+    written: list[tuple[Any, int | None]] = field(default_factory=list)
+    choices: list[Any] = field(default_factory=list)  # free choices replays take as false
 
 
 HelperModel = Callable[["SymbolicMachine", int], Any]
@@ -149,10 +215,6 @@ class SymbolicEnv:
     observe: int | None = None  # record the state of every path that reaches this slot
 
 
-class _Fork(Exception):
-    """Raised by a helper model that needs the path split on a condition."""
-
-
 class SymbolicMachine:
     """Implements `step.Machine` for one path at a time."""
 
@@ -174,6 +236,14 @@ class SymbolicMachine:
         self.observe: int | None = None
         self.strict_helpers = False
         self.observed: list[PathState] = []  # states of paths at `observe`, before it runs
+        self.hashes: dict[int, HashArea] = {}  # by map handle
+        self.keys: list[tuple[str, Any]] = []  # (map name, key) of every hash map access
+        self.todo: list[PathState] = []  # paths still to run (forks go here)
+        self.output: tuple[Any, ...] = ()  # set by a helper model: the bytes it sends out
+        self._fork: tuple[PathState, Any, Any] | None = None
+        self.addresses = Addresses()
+        self.written: dict[int, Any] = {}  # every address any path wrote, by term id
+        self.choices: dict[int, Any] = {}  # see choose()
 
     def data(self) -> Any:
         return z3.BitVecVal(PACKET_BASE + PACKET_HEADROOM, 64)
@@ -196,9 +266,17 @@ class SymbolicMachine:
         regs[n] = z3.simplify(value)
         self.state.regs = tuple(regs)
 
-    def _in_bounds(self, addr: Any, size: int) -> Any:
+    def in_bounds(self, addr: Any, size: int) -> Any:
+        """Whether `size` bytes at `addr` lie in one region this path may access."""
+        assert self.state is not None
         ok = []
-        for s in self.spans:
+        for s in (*self.spans, *self.state.records):
+            if s.stride:  # a hash map's slots: the area's high bits, then room in a slot
+                shift = s.stride.bit_length() - 1
+                low = z3.ZeroExt(64 - shift, z3.Extract(shift - 1, 0, addr))
+                ok.append(z3.And(z3.Extract(63, 32 + shift, addr) == s.base >> (32 + shift),
+                                 z3.ULE(low + size, s.hi)))
+                continue
             lo = z3.BitVecVal(s.base, 64) + s.lo
             hi = z3.BitVecVal(s.base, 64) + s.hi
             ok.append(z3.And(z3.ULE(lo, addr), z3.ULE(addr + size, hi), z3.ULT(addr, hi)))
@@ -206,7 +284,7 @@ class SymbolicMachine:
 
     def _check(self, addr: Any, size: int) -> None:
         assert self.state is not None
-        bad = z3.simplify(z3.Not(self._in_bounds(addr, size)))
+        bad = z3.simplify(z3.Not(self.in_bounds(addr, size)))
         if not z3.is_false(bad):
             self.state.fault = z3.simplify(z3.Or(self.state.fault, z3.And(self.state.cond, bad)))
 
@@ -219,20 +297,34 @@ class SymbolicMachine:
             if field_ is not None:  # ctx->data and friends: the kernel loads packet pointers
                 return self.data_end() if field_.what == "data_end" else self.data()
         self._check(addr, size)
-        mem = self.state.mem
-        value = z3.Select(mem, addr)
+        value = self.byte(addr)
         for i in range(1, size):
-            value = z3.Concat(z3.Select(mem, addr + i), value)  # little endian
+            value = z3.Concat(self.byte(addr + i), value)  # little endian
         return z3.simplify(value)
+
+    def byte(self, addr: Any) -> Any:
+        """The byte at `addr` in this path's memory (addresses.py: past the stores that
+        cannot alias it)."""
+        assert self.state is not None
+        return self.addresses.read(self.state.mem, z3.simplify(addr))
+
+    def region_tag(self, addr: Any) -> int | None:
+        return self.addresses.tag(addr)
 
     def store(self, addr: Any, size: int, value: Any, index: int) -> None:
         assert self.state is not None
         addr = z3.simplify(addr)
         self._check(addr, size)
-        mem = self.state.mem
         for i in range(size):
-            mem = z3.Store(mem, addr + i, z3.Extract(8 * i + 7, 8 * i, value))
-        self.state.mem = mem
+            self.put(addr + i, z3.Extract(8 * i + 7, 8 * i, value))
+
+    def put(self, addr: Any, byte: Any) -> None:
+        """Write one byte, unchecked (helper models check what they must themselves);
+        every address written is remembered for the prover's comparisons."""
+        assert self.state is not None
+        addr = z3.simplify(addr)
+        self.written.setdefault(addr.get_id(), addr)
+        self.state.mem = z3.Store(self.state.mem, addr, byte)
 
     def pseudo_address(self, insn: LoadImm64, index: int) -> Any:
         if insn.kind == PseudoKind.IMM:
@@ -269,13 +361,15 @@ class SymbolicMachine:
         self.exit_when(outside, z3.BitVecVal(0, 64))
         assert self.state is not None
         addr = self.data() + adjusted
-        value = z3.Select(self.state.mem, addr)
+        value = self.byte(addr)
         for i in range(1, size):
-            value = z3.Concat(value, z3.Select(self.state.mem, addr + i))  # network order
+            value = z3.Concat(value, self.byte(addr + i))  # network order
         return z3.simplify(value)
 
     def call_helper(self, helper_id: int, index: int) -> None:
         assert self.state is not None
+        self.output = ()
+        self._fork = None
         model = self.helpers.get(helper_id)
         if self.strict_helpers and (helper_id == TAIL_CALL or (
                 model is None and helper_id not in PURE_HELPERS)):
@@ -286,14 +380,70 @@ class SymbolicMachine:
             result = self._uninterpreted(helper_id)
         else:
             result = model(self, index)
-        self.state.calls += 1
         args = tuple(r if r is not None else z3.BitVecVal(0, 64) for r in self.state.regs[1:6])
-        self.state.trace = (*self.state.trace, (helper_id, args))
-        regs = list(self.state.regs)
+        if self._fork is not None:  # the other outcome: its state from before the model ran
+            other, cond, r0 = self._fork
+            other.cond = z3.simplify(z3.And(other.cond, cond))
+            self.state.cond = z3.simplify(z3.And(self.state.cond, z3.Not(cond)))
+            self._finish_call(other, helper_id, args, (), r0)
+            other.pc = index + 1  # helper calls are one slot
+            self.todo.append(other)
+        self._finish_call(self.state, helper_id, args, self.output, result)
+
+    @staticmethod
+    def _finish_call(state: PathState, helper_id: int, args: tuple[Any, ...],
+                     output: tuple[Any, ...], result: Any) -> None:
+        state.calls += 1
+        state.trace = (*state.trace, Call(helper_id, args, output))
+        regs = list(state.regs)
         regs[0] = z3.simplify(result)
         for r in range(1, 6):
             regs[r] = None
-        self.state.regs = tuple(regs)
+        state.regs = tuple(regs)
+
+    def fork(self, cond: Any, r0: Any) -> None:
+        """For a helper model, before it changes anything: when `cond` holds the call
+        returns `r0` and does nothing else (a path of its own); the model goes on for the
+        other case."""
+        assert self.state is not None
+        cond = z3.simplify(cond)
+        if z3.is_false(cond):
+            return
+        self._fork = (replace(self.state), cond, r0)
+
+    def choose(self, choice: Any) -> Any:
+        """Note a free Boolean choice (a map being full) that replays take as false."""
+        self.choices.setdefault(choice.get_id(), choice)
+        return choice
+
+    def hash_slot(self, mp: MapState, index: int) -> HashSlot:
+        """The slot of the key r2 points to, in hash map `mp`."""
+        area = self.hashes[mp.handle]
+        key = self.load(self.reg(2, index), mp.key_size, index)
+        self.keys.append((mp.name, key))
+        return area.slot(key)
+
+    def new_record(self, name: str, size: int) -> int:
+        """Reserve a ring buffer record of `size` bytes: the first free address, as the
+        interpreter picks it."""
+        assert self.state is not None
+        taken = {r.base for r in self.state.records}
+        n = 0
+        while RINGBUF_BASE + n * RECORD_STRIDE in taken:
+            n += 1
+        base = RINGBUF_BASE + n * RECORD_STRIDE
+        self.state.records = (*self.state.records, Span(f"{name}.record{n}", base, 0, size))
+        return base
+
+    def take_record(self, n: int, index: int) -> Span:
+        """Release the record r`n` points to (it must be a record's start)."""
+        assert self.state is not None
+        value = z3.simplify(self.reg(n, index))
+        for record in self.state.records:
+            if z3.is_bv_value(value) and value.as_long() == record.base:
+                self.state.records = tuple(r for r in self.state.records if r is not record)
+                return record
+        raise MemoryFault(index, "ringbuf submit/discard of a pointer that is not a record")
 
     def map_of(self, n: int, index: int) -> MapState:
         """The map whose handle r`n` holds (it must be a constant: an lddw of the map)."""
@@ -306,10 +456,8 @@ class SymbolicMachine:
     def _uninterpreted(self, helper_id: int) -> Any:
         """An unknown helper: a function of its arguments and of how many calls came before."""
         assert self.state is not None
-        name = helper_name(helper_id) or f"helper{helper_id}"
         args = [r if r is not None else z3.BitVecVal(0, 64) for r in self.state.regs[1:6]]
-        f = z3.Function(name, *([z3.BitVecSort(64)] * 6), z3.BitVecSort(64))
-        return f(z3.BitVecVal(self.state.calls, 64), *args)
+        return uninterpreted_helper(helper_id)(z3.BitVecVal(self.state.calls, 64), *args)
 
     def exit_when(self, cond: Any, r0: Any) -> None:
         """End the program with `r0` on this path when `cond` holds (for helper models)."""
@@ -317,6 +465,12 @@ class SymbolicMachine:
         self.exits.append((z3.And(self.state.cond, cond), r0, self.state.mem,
                            self.state.trace))
         self.state.cond = z3.simplify(z3.And(self.state.cond, z3.Not(cond)))
+
+
+def uninterpreted_helper(helper_id: int) -> Any:
+    """The function standing for a helper without a model: (call number, r1-r5) -> r0."""
+    name = helper_name(helper_id) or f"helper{helper_id}"
+    return z3.Function(name, *([z3.BitVecSort(64)] * 6), z3.BitVecSort(64))
 
 
 def run_symbolic(insns: list[Insn], env: SymbolicEnv | None = None, *,
@@ -342,10 +496,17 @@ def run_symbolic(insns: list[Insn], env: SymbolicEnv | None = None, *,
     layout = None
     packet_len: Any = None
     maps = MapSet(Memory())  # the interpreter's allocation: same value addresses
-    for spec in env.maps:
-        maps.add(spec.name, spec.type, spec.key_size, spec.value_size, spec.max_entries,
-                 spec.contents)
-    for m in maps.maps:
+    hashes: dict[int, HashArea] = {}
+    for position, spec in enumerate(env.maps):
+        m = maps.add(spec.name, spec.type, spec.key_size, spec.value_size, spec.max_entries,
+                     spec.contents)
+        if spec.type in HASH_TYPES:
+            # a hash map's values live in its own area (HashArea); the regions of its
+            # initial contents are only allocated, to keep the interpreter's addresses
+            area = hash_area(position, spec.name, spec.key_size, spec.value_size)
+            hashes[m.handle] = area
+            spans.append(Span(f"{spec.name}[*]", area.base, 0, spec.value_size, area.stride))
+            continue
         for region in m.entries.values():
             spans.append(Span(region.name, region.base, 0, len(region.data)))
     if env.mem_size is not None:
@@ -368,9 +529,11 @@ def run_symbolic(insns: list[Insn], env: SymbolicEnv | None = None, *,
     machine = SymbolicMachine(spans, table, env.indirect_calls, layout, packet_len, maps)
     machine.observe = env.observe
     machine.strict_helpers = env.strict_helpers
-    todo = [PathState(tuple(regs), mem0, _packet_bounds(packet_len), 0)]
+    machine.hashes = hashes
+    todo = machine.todo
+    todo.append(PathState(tuple(regs), mem0, _packet_bounds(packet_len), 0))
     finished: list[tuple[Any, Any, Any]] = []  # (cond, r0, mem)
-    ends: list[tuple[Any, int | None, tuple[tuple[int, tuple[Any, ...]], ...]]] = []
+    ends: list[tuple[Any, int | None, tuple[Call, ...]]] = []
     div_zero: Any = z3.BoolVal(False)
     fault = z3.BoolVal(False)
     complete = True
@@ -395,10 +558,13 @@ def run_symbolic(insns: list[Insn], env: SymbolicEnv | None = None, *,
         finished.append((cond, r0, mem))
         ends.append((cond, None, trace))
     data_end = machine.data_end() if packet_len is not None else None
+    areas = {a.map_name: a for a in hashes.values()}
+    written = [(a, machine.region_tag(a)) for a in machine.written.values()]
     if not finished:
         return SymbolicResult(z3.BitVecVal(0, 64), mem0, z3.simplify(fault), 0, False, mem0,
                               packet_len, data_end, ends, z3.simplify(div_zero),
-                              machine.observed)
+                              machine.observed, areas, machine.keys, written,
+                          list(machine.choices.values()))
     r0 = finished[-1][1]
     mem = finished[-1][2]
     for cond, value, m in reversed(finished[:-1]):
@@ -406,7 +572,8 @@ def run_symbolic(insns: list[Insn], env: SymbolicEnv | None = None, *,
         mem = z3.If(cond, m, mem)
     return SymbolicResult(z3.simplify(r0), mem, z3.simplify(fault), len(finished), complete,
                           mem0, packet_len, data_end, ends, z3.simplify(div_zero),
-                              machine.observed)
+                          machine.observed, areas, machine.keys, written,
+                          list(machine.choices.values()))
 
 
 def _packet_bounds(packet_len: Any) -> Any:
@@ -496,103 +663,25 @@ def conformance_helpers() -> dict[int, HelperModel]:
     return {5: unwind}
 
 
-# ---------------------------------------------------------------- Linux helpers in Z3
-
-def _bv(value: int) -> Any:
-    return z3.BitVecVal(value & 0xFFFFFFFFFFFFFFFF, 64)
+MAX_KEY_PAIRS = 2_000
 
 
-def _array_key(m: SymbolicMachine, mp: MapState, index: int) -> Any:
-    if mp.type not in ARRAY_TYPES:
-        raise st.Unsupported(f"insn {index}: {MapType(mp.type).name.lower()} maps have no "
-                             "symbolic model yet")
-    return m.d.zext(m.load(m.reg(2, index), 4, index), 64)
-
-
-def _array_value(mp: MapState, key: Any) -> Any:
-    """Address of an array map's value for `key` (values are laid out MAP_STRIDE apart)."""
-    base = mp.entries[(0).to_bytes(4, "little")].base
-    return _bv(base) + key * MAP_STRIDE
-
-
-def _map_lookup_elem(m: SymbolicMachine, index: int) -> Any:
-    mp = m.map_of(1, index)
-    key = _array_key(m, mp, index)
-    return z3.If(z3.ULT(key, mp.max_entries), _array_value(mp, key), _bv(0))
-
-
-def _map_update_elem(m: SymbolicMachine, index: int) -> Any:
-    mp = m.map_of(1, index)
-    key = _array_key(m, mp, index)
-    flags = m.reg(4, index)
-    # array_map_update_elem's order (as maps.MapSet.update): unknown flags, the index,
-    # BPF_NOEXIST, then BPF_F_LOCK (-EINVAL: no spin lock in our values)
-    lock, noexist = _bv(BPF_F_LOCK), _bv(BPF_NOEXIST)
-    result = z3.If(z3.UGT(flags & ~lock, BPF_EXIST), _bv(-EINVAL),
-                   z3.If(z3.UGE(key, mp.max_entries), _bv(-E2BIG),
-                         z3.If((flags & noexist) != 0, _bv(-EEXIST),
-                               z3.If((flags & lock) != 0, _bv(-EINVAL), _bv(0)))))
-    ok = result == 0
-    src, dst = m.reg(3, index), _array_value(mp, key)
-    assert m.state is not None
-    for i in range(mp.value_size):
-        old = z3.Select(m.state.mem, dst + i)
-        new = z3.Select(m.state.mem, src + i)
-        m.state.mem = z3.Store(m.state.mem, dst + i, z3.If(ok, new, old))
-    return result
-
-
-def _map_delete_elem(m: SymbolicMachine, index: int) -> Any:
-    mp = m.map_of(1, index)
-    _array_key(m, mp, index)
-    return _bv(-EINVAL)  # array elements cannot be deleted
-
-
-def _tail_call(m: SymbolicMachine, index: int) -> Any:
-    return _bv(-ENOENT)  # as in the interpreter: no program array contents
-
-
-def _skb_load_bytes(m: SymbolicMachine, index: int) -> Any:
-    """Copy `len` packet bytes from `offset` to `to`; -EFAULT (buffer cleared) past the end.
-
-    As the interpreter's model: u32 offset and length, the packet window [data, data_end).
-    The length must be a constant (it is, in every program the verifier accepts with a
-    stack buffer)."""
-    if m.packet_len is None:
-        raise st.Unsupported(f"insn {index}: bpf_skb_load_bytes without a packet")
-    size = z3.simplify(m.reg(4, index) & 0xFFFFFFFF)
-    if not z3.is_bv_value(size):
-        raise st.Unsupported(f"insn {index}: bpf_skb_load_bytes with a variable length")
-    n = size.as_long()
-    offset = m.reg(2, index) & 0xFFFFFFFF
-    dst = m.reg(3, index)
-    ok = z3.ULE(offset + n, m.packet_len)
-    assert m.state is not None
-    source = m.state.mem
-    for i in range(n):
-        byte = z3.If(ok, z3.Select(source, m.data() + offset + i), z3.BitVecVal(0, 8))
-        m.store(dst + i, 1, byte, index)
-    return z3.If(ok, _bv(0), _bv(-EFAULT))
-
-
-def _no_model(name: str) -> HelperModel:
-    def refuse(m: SymbolicMachine, index: int) -> Any:
-        raise st.Unsupported(f"insn {index}: helper {name} has no symbolic model yet")
-
-    return refuse
-
-
-LINUX_MODELS: dict[int, HelperModel] = {
-    HELPER_IDS["bpf_map_lookup_elem"]: _map_lookup_elem,
-    HELPER_IDS["bpf_map_update_elem"]: _map_update_elem,
-    HELPER_IDS["bpf_map_delete_elem"]: _map_delete_elem,
-    HELPER_IDS["bpf_tail_call"]: _tail_call,
-    HELPER_IDS["bpf_skb_load_bytes"]: _skb_load_bytes,
-}
-# helpers that write memory or move the packet: an uninterpreted result would be wrong
-for _name in ("bpf_probe_read_kernel", "bpf_probe_read_user", "bpf_probe_read",
-              "bpf_probe_read_kernel_str", "bpf_probe_read_user_str", "bpf_probe_read_str",
-              "bpf_ringbuf_reserve", "bpf_ringbuf_submit",
-              "bpf_ringbuf_discard", "bpf_ringbuf_output", "bpf_xdp_adjust_head",
-              "bpf_xdp_adjust_tail", "bpf_loop", "bpf_for_each_map_elem"):
-    LINUX_MODELS[HELPER_IDS[_name]] = _no_model(_name)
+def distinct_keys(*results: SymbolicResult) -> list[Any]:
+    """Constraints that different keys the runs looked up get different slots (the kernel's
+    hash maps keep them apart; the slot function alone would let them share one)."""
+    out: list[Any] = []
+    for name in sorted({n for r in results for n in r.hashes}):
+        area = next(r.hashes[name] for r in results if name in r.hashes)
+        seen: dict[int, Any] = {}
+        for r in results:
+            for map_name, key in r.keys:
+                if map_name == name:
+                    seen.setdefault(key.get_id(), key)
+        keys = list(seen.values())
+        slot = area.slot_function()
+        for a in range(len(keys)):
+            for b in range(a + 1, len(keys)):
+                if len(out) >= MAX_KEY_PAIRS:
+                    return out
+                out.append(z3.Implies(keys[a] != keys[b], slot(keys[a]) != slot(keys[b])))
+    return out

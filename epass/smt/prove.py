@@ -37,11 +37,13 @@ import z3
 from epass.isa import Insn, format_insn
 from epass.isa.helpers import helper_arg_count
 from epass.semantics import step as st
+from epass.semantics.addresses import Addresses, tag_of
 from epass.semantics.ctx import layout_for
-from epass.semantics.interp import Environment, MapSpec, RunResult, StepLimit, run
+from epass.semantics.interp import MapSpec
 from epass.semantics.maps import ARRAY_TYPES, MapSet
 from epass.semantics.memory import (
     CTX_BASE,
+    MAP_BASE,
     PACKET_BASE,
     PACKET_HEADROOM,
     STACK_BASE,
@@ -54,13 +56,17 @@ from epass.semantics.symbolic import (
     ETH_HLEN,
     MAX_CALL_FRAMES,
     MAX_PACKET,
+    HashArea,
     SymbolicEnv,
     SymbolicResult,
+    distinct_keys,
     run_symbolic,
 )
+from epass.smt.replay import replay
 from epass.uapi import ProgType
 
 DEFAULT_UNROLL = 32  # each instruction at most this many times on a path
+SPLIT_OR = 8  # a difference with more disjuncts than this is solved one disjunct at a time
 MAX_TOTAL_STEPS = 200_000  # over all paths of one program: past it the answer is UNKNOWN
 
 
@@ -189,13 +195,16 @@ class _Checks:
             maps.add(spec.name, spec.type, spec.key_size, spec.value_size, spec.max_entries,
                      spec.contents)
         self.map_state = maps
+        self.solver.add(*distinct_keys(p, t))
         self._mem0: tuple[dict[int, int], int] | None = None
+        self.addresses = Addresses()
 
     def abort_sites(self, slots: list[int]) -> list[AbortSite]:
         """When each abort fires and whether the original was unsafe there (a solver of its
         own: inputs on which the original faults matter here)."""
         solver = z3.Solver()
         solver.set("timeout", self.timeout_ms)
+        solver.add(*distinct_keys(self.p, self.t))
         if self.p.packet_len is not None and not z3.is_bv_value(self.p.packet_len):
             solver.add(z3.ULE(ETH_HLEN, self.p.packet_len),
                        z3.ULE(self.p.packet_len, MAX_PACKET))
@@ -226,76 +235,152 @@ class _Checks:
         return out
 
     def properties(self) -> list[tuple[str, Any]]:
+        """(property, a condition under which it differs). Memory is compared only where
+        either program wrote: elsewhere both still hold the initial bytes, and a handful
+        of addresses is far easier on Z3 than "some index i" over whole regions."""
         p, t = self.p, self.t
         out = [("fault", t.fault), ("r0", p.r0 != t.r0)]
         if p.packet_len is not None:
-            i = z3.BitVec("packet_index", 64)
-            data = PACKET_BASE + PACKET_HEADROOM
-            out.append(("packet", z3.Or(p.data_end != t.data_end, z3.And(
-                z3.ULT(i, p.data_end - data),
-                z3.Select(p.mem, data + i) != z3.Select(t.mem, data + i)))))
-        regions = [(r.base, len(r.data)) for m in self.map_state.maps
-                   for r in m.entries.values()]
-        if regions:
-            out.append(("maps", self._differ(regions, "map_index")))
+            data = z3.BitVecVal(PACKET_BASE + PACKET_HEADROOM, 64)
+            out.append(("packet", z3.Or(p.data_end != t.data_end, *self._written_differ(
+                tag_of(PACKET_BASE), lambda a: z3.And(z3.ULE(data, a), z3.ULT(a, p.data_end))))))
+        maps = self._written_differ(tag_of(MAP_BASE), self._in_array_value)
+        for area in p.hashes.values():
+            maps += self._hash_differ(area)
+        if self.map_state.maps:
+            out.append(("maps", z3.Or(*maps)))
         if self.layout is not None:
-            out.append(("ctx", self._differ([(CTX_BASE, self.layout.size)], "ctx_index")))
+            size = self.layout.size
+            out.append(("ctx", z3.Or(*self._written_differ(tag_of(CTX_BASE), lambda a: z3.And(
+                z3.ULE(CTX_BASE, a), z3.ULT(a, CTX_BASE + size))))))
         out.append(("calls", self._calls_differ()))
         return out
 
-    def _calls_differ(self) -> Any:
-        """The k-th helper call (id and arguments, as values) differs on some input."""
-        none = z3.BitVecVal(-1, 64)
+    def _in_array_value(self, a: Any) -> Any:
+        if z3.is_bv_value(a):  # the common case: look the region up instead of asking Z3
+            return z3.BoolVal(self.map_state.memory.region_at(a.as_long()) is not None)
+        return z3.Or(*[z3.And(z3.ULE(r.base, a), z3.ULT(a, r.base + len(r.data)))
+                       for r in self.map_state.memory.regions])
 
-        def column(ends: list, k: int, part: int) -> Any:
-            term = none if part < 0 else z3.BitVecVal(0, 64)
+    def _at(self, mem: Any, addr: Any) -> Any:
+        return self.addresses.read(mem, z3.simplify(addr))
+
+    def _written(self, tag: int) -> list[Any]:
+        """Addresses either program wrote that may lie in the region tagged `tag`."""
+        seen: dict[int, Any] = {}
+        for a, where in self.p.written + self.t.written:
+            if where is None or where == tag:
+                seen.setdefault(a.get_id(), a)
+        return list(seen.values())
+
+    def _written_differ(self, tag: int, inside: Any) -> list[Any]:
+        return [z3.And(inside(a), self._at(self.p.mem, a) != self._at(self.t.mem, a))
+                for a in self._written(tag)]
+
+    def _hash_differ(self, area: HashArea) -> list[Any]:
+        """A slot is present in one program's map and not in the other's, or present in
+        both with a different value byte."""
+        out = []
+        shift = area.shift
+        for a in self._written(area.base >> 28):
+            inside = z3.Extract(63, 32 + shift, a) == area.base >> (32 + shift)
+            flag = z3.Concat(z3.Extract(63, shift, a), z3.BitVecVal(area.stride - 1, shift))
+            here = self._at(self.p.mem, flag) != 0
+            there = self._at(self.t.mem, flag) != 0
+            value = z3.And(here, z3.ULT(z3.Extract(shift - 1, 0, a), area.value_size),
+                           self._at(self.p.mem, a) != self._at(self.t.mem, a))
+            out.append(z3.And(inside, z3.Or(here != there, value)))
+        return out
+
+    def _calls_differ(self) -> Any:
+        """The k-th helper call differs on some input: its id, an argument (as a value) or
+        a byte it sends out (a ring buffer record)."""
+        none = z3.BitVecVal(-1, 64)
+        no_byte = z3.BitVecVal(0x100, 9)  # past the end of a call's output
+
+        def column(ends: list, k: int, part: int | str) -> Any:
+            if isinstance(part, str):  # output byte int(part)
+                j = int(part)
+                term = no_byte
+            else:
+                term = none if part < 0 else z3.BitVecVal(0, 64)
             for cond, _, trace in ends:
-                if k < len(trace):
-                    ident, args = trace[k]
-                    value = z3.BitVecVal(ident, 64) if part < 0 else \
-                        (args[part] if part < helper_arg_count(ident) else z3.BitVecVal(0, 64))
-                    term = z3.If(cond, value, term)
+                if k >= len(trace):
+                    continue
+                call = trace[k]
+                if isinstance(part, str):
+                    out = call.output
+                    value = z3.ZeroExt(1, out[j]) if j < len(out) else no_byte
+                elif part < 0:
+                    value = z3.BitVecVal(call.helper, 64)
+                elif part < helper_arg_count(call.helper):
+                    value = call.args[part]
+                else:
+                    value = z3.BitVecVal(0, 64)
+                term = z3.If(cond, value, term)
             return term
 
-        longest = max((len(tr) for _, _, tr in self.p.path_ends + self.t.path_ends), default=0)
+        ends = self.p.path_ends + self.t.path_ends
+        longest = max((len(tr) for _, _, tr in ends), default=0)
         differ = []
         for k in range(longest):
-            for part in range(-1, 5):
+            sent = max((len(tr[k].output) for _, _, tr in ends if k < len(tr)), default=0)
+            for part in [*range(-1, 5), *(str(j) for j in range(sent))]:
                 differ.append(column(self.p.path_ends, k, part) !=
                               column(self.t.path_ends, k, part))
         return z3.Or(*differ) if differ else z3.BoolVal(False)
 
-    def _differ(self, regions: list[tuple[int, int]], name: str) -> Any:
-        i = z3.BitVec(name, 64)
-        return z3.Or(*[z3.And(z3.ULT(i, size),
-                              z3.Select(self.p.mem, base + i) != z3.Select(self.t.mem, base + i))
-                       for base, size in regions])
-
     def solve(self, differ: Any, seconds: float) -> Any:
-        self.solver.set("timeout", max(1, int(seconds * 1000)))
-        self.solver.push()
-        self.solver.add(differ)
-        outcome = self.solver.check()
-        if outcome == z3.sat:
-            self.model = self.solver.model()
-            self._shorten()
-            self._mem0 = None
-        self.solver.pop()
+        """sat (with `self.model`), unsat or unknown for `differ` within `seconds`.
+
+        A disjunction of many independent differences (one per written address) is asked
+        one disjunct at a time: each is easy, while the whole one can make Z3 give up."""
+        deadline = time.perf_counter() + seconds
+        parts = differ.children() if z3.is_or(differ) and differ.num_args() > SPLIT_OR \
+            else [differ]
+        outcome = z3.unsat
+        for part in parts:
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                return z3.unknown
+            self.solver.set("timeout", max(1, int(left * 1000)))
+            self.solver.push()
+            self.solver.add(part)
+            answer = self.solver.check()
+            if answer == z3.sat:
+                self.model = self.solver.model()
+                self._shorten()
+                self._mem0 = None
+                self.solver.pop()
+                return z3.sat
+            self.solver.pop()
+            if answer == z3.unknown:
+                outcome = z3.unknown
         return outcome
 
     def _shorten(self) -> None:
-        """Prefer the shortest packet that still shows the difference (a smaller report)."""
-        length = self.p.packet_len
-        if length is None or z3.is_bv_value(length):
-            return
-        for bound in (ETH_HLEN, 32, 64, 128, 256, 512, 1024):
-            self.solver.push()
-            self.solver.add(z3.ULE(length, bound))
+        """Prefer a model the interpreter can replay (no map full: replays have room) and
+        then the shortest packet that still shows the difference (a smaller report)."""
+        self.solver.push()
+        choices = self.p.choices + self.t.choices
+        if choices:
+            self.solver.add(*[z3.Not(c) for c in choices])
             if self.solver.check() == z3.sat:
                 self.model = self.solver.model()
+            else:
                 self.solver.pop()
-                return
-            self.solver.pop()
+                self.solver.push()
+        length = self.p.packet_len
+        if length is not None and not z3.is_bv_value(length):
+            for bound in (ETH_HLEN, 32, 64, 128, 256, 512, 1024):
+                self.solver.push()
+                self.solver.add(z3.ULE(length, bound))
+                if self.solver.check() == z3.sat:
+                    self.model = self.solver.model()
+                    self.solver.pop()
+                    break
+                self.solver.pop()
+        self.solver.pop()
 
     # ------------------------------------------------------------ counterexamples
 
@@ -312,6 +397,20 @@ class _Checks:
         return bytes(self.model.eval(z3.Select(mem0, base + k), model_completion=True).as_long()
                      for k in range(size))
 
+    def _hash_contents(self, area: HashArea) -> dict[bytes, bytes]:
+        """The initial entries of a hash map, for the keys either program looks up."""
+        out: dict[bytes, bytes] = {}
+        for name, key in self.p.keys + self.t.keys:
+            if name != area.map_name:
+                continue
+            slot = area.slot(self.model.eval(key, model_completion=True))
+            value = self.model.eval(slot.value, model_completion=True).as_long()
+            flag = self.model.eval(slot.flag, model_completion=True).as_long()
+            raw = self.model.eval(slot.key, model_completion=True).as_long()
+            if self._bytes(flag, 1) != b"\0":
+                out[raw.to_bytes(area.key_size, "little")] = self._bytes(value, area.value_size)
+        return out
+
     def counterexample(self, original: list[Insn], transformed: list[Insn]) -> Counterexample:
         # what the never-written stack bytes held in the model, for each call depth
         stacks = [self._bytes(STACK_BASE + k * STACK_STRIDE, STACK_SIZE)
@@ -327,12 +426,14 @@ class _Checks:
             if spec.type in ARRAY_TYPES:
                 contents[spec.name] = {key: self._bytes(r.base, len(r.data))
                                        for key, r in state.entries.items()}
+            elif spec.name in self.p.hashes:
+                contents[spec.name] = self._hash_contents(self.p.hashes[spec.name])
             else:
                 contents[spec.name] = dict(spec.contents)
             specs.append(MapSpec(spec.name, spec.type, spec.key_size, spec.value_size,
                                  spec.max_entries, contents[spec.name]))
-        a = _replay(original, self.inputs.prog_type, packet, ctx, specs, stacks)
-        b = _replay(transformed, self.inputs.prog_type, packet, ctx, specs, stacks)
+        a = replay(original, self.inputs.prog_type, packet, ctx, specs, stacks, self.model)
+        b = replay(transformed, self.inputs.prog_type, packet, ctx, specs, stacks, self.model)
         return Counterexample(packet, ctx, contents, a, b, a != b)
 
 
@@ -348,19 +449,3 @@ def _array_bytes(term: Any) -> tuple[dict[int, int], int] | None:
     if z3.is_app_of(term, z3.Z3_OP_CONST_ARRAY) and z3.is_bv_value(term.arg(0)):
         return entries, term.arg(0).as_long()
     return None
-
-
-def _replay(insns: list[Insn], prog_type: Any, packet: bytes, ctx: bytes,
-            maps: list[MapSpec], stacks: list[bytes]) -> dict[str, Any]:
-    env = Environment(prog_type=prog_type, packet=packet, ctx=ctx or None, stacks=stacks,
-                      maps=[MapSpec(m.name, m.type, m.key_size, m.value_size, m.max_entries,
-                                    dict(m.contents)) for m in maps])
-    try:
-        r: RunResult = run(insns, env)
-    except (st.Unsupported, StepLimit) as e:
-        return {"error": str(e)}
-    return {"r0": r.r0, "packet": r.packet.hex(), "ctx": r.ctx.hex(),
-            "calls": [[name, [f"{a:#x}" for a in args]] for name, args in r.helper_calls],
-            "maps": {
-        name: {k.hex(): v.hex() for k, v in entries.items()} for name, entries in r.maps.items()},
-        "fault": None if r.fault is None else str(r.fault)}
