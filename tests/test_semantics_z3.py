@@ -146,13 +146,23 @@ XDP_PROGS = [p for p in progs.PROGS if p.verdict == "accept" and len(p.programs)
 def _xdp_check(insns, maps, result, packet: bytes) -> tuple[tuple, tuple]:
     """(interpreter, Z3) views of one run on a concrete packet: r0, the packet and the
     bytes of every map value at exit."""
+    from epass.isa import HELPER_IDS
     from epass.semantics.ctx import prog_test_run_ctx
+    from epass.semantics.helpers import LINUX_HELPERS
     from epass.semantics.interp import Interpreter
     from epass.semantics.memory import CTX_BASE, PACKET_BASE, PACKET_HEADROOM
     from epass.semantics.symbolic import distinct_keys
     from epass.uapi import ProgType
 
-    it = Interpreter(insns, Environment(prog_type=ProgType.XDP, packet=packet, maps=maps))
+    full: dict[int, bool] = {}  # by call number: the hash map was full at that update
+
+    def update(it: Interpreter, index: int) -> int:
+        m = it.map_arg(1, index)
+        full[len(it.helper_calls) - 1] = len(m.entries) >= m.max_entries
+        return LINUX_HELPERS[HELPER_IDS["bpf_map_update_elem"]](it, index)
+
+    it = Interpreter(insns, Environment(prog_type=ProgType.XDP, packet=packet, maps=maps,
+                                        stubs={"bpf_map_update_elem": update}))
     values = [r for m in it.maps.maps for r in m.entries.values()  # before the run:
               if m.name not in result.hashes]
     initial = [(r.base, bytes(r.data)) for r in values]  # the same addresses as the encoding
@@ -169,18 +179,21 @@ def _xdp_check(insns, maps, result, packet: bytes) -> tuple[tuple, tuple]:
     fix(CTX_BASE, prog_test_run_ctx(ProgType.XDP, packet))
     for base, raw in initial:
         fix(base, raw)
-    # hash maps: the keys the encoding looked up hold what the interpreter's map holds
+    # hash maps: the keys the encoding looked up hold what the interpreter's map holds,
+    # and a map is full where the interpreter's was
     solver.add(*distinct_keys(result))
+    for choice in result.choices:
+        solver.add(choice == full.get(choice.arg(0).as_long(), False))
     specs = {m.name: m for m in maps}
     for name, key in result.keys:
         slot = result.hashes[name].slot(key)
         contents = specs[name].contents
         present = z3.Or([key == int.from_bytes(k, "little") for k in contents])
-        solver.add((z3.Select(result.memory0, slot.flag) != 0) == present)
+        solver.add((z3.Select(result.start, slot.flag) != 0) == present)
         for k, value in contents.items():
             for i, byte in enumerate(value):
                 solver.add(z3.Implies(key == int.from_bytes(k, "little"),
-                                      z3.Select(result.memory0, slot.value + i) == byte))
+                                      z3.Select(result.start, slot.value + i) == byte))
     assert solver.check() == z3.sat
     model = solver.model()
 

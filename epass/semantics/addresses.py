@@ -21,6 +21,7 @@ import z3
 
 HASH_AREA_SHIFT = 52  # hash areas (symbolic.HashArea) are numbered in bits 63..52
 REGION_SHIFT = 28  # regions (memory.py) are 256 MiB apart
+MAX_MAYBE = 16  # stores a read turns into If(address == ...) before leaving it to Z3
 
 
 def tag_of(base: int) -> int:
@@ -33,7 +34,7 @@ class Addresses:
 
     def __init__(self) -> None:
         self._tags: dict[int, int | None] = {}
-        self._splits: dict[int, tuple[Any, int]] = {}
+        self._splits: dict[int, tuple[Any, int, int]] = {}
         # (memory id, address id) -> (memory, address, byte): the terms are kept so that
         # their ids are not reused while the entry lives
         self._reads: dict[tuple[int, int], tuple[Any, Any, Any]] = {}
@@ -52,25 +53,26 @@ class Addresses:
             self._tags[key] = tag
         return self._tags[key]
 
-    def split(self, addr: Any) -> tuple[Any, int]:
-        """`addr` as (symbolic base or None, constant offset)."""
+    def split(self, addr: Any) -> tuple[Any, int, int]:
+        """`addr` as (symbolic base or None, constant offset, k): the base is a multiple of
+        2**k (a hash slot's value address is; `Concat(..., 0)` of k zero bits)."""
         key = addr.get_id()
         if key not in self._splits:
             if z3.is_bv_value(addr):
-                out: tuple[Any, int] = (None, addr.as_long())
+                out: tuple[Any, int, int] = (None, addr.as_long(), 64)
             elif z3.is_app_of(addr, z3.Z3_OP_BADD) and addr.num_args() == 2 and \
                     z3.is_bv_value(addr.arg(0)):
-                base, offset = self.split(addr.arg(1))
-                out = (base, offset + addr.arg(0).as_long())
+                base, offset, align = self.split(addr.arg(1))
+                out = (base, offset + addr.arg(0).as_long(), align)
             elif z3.is_app_of(addr, z3.Z3_OP_CONCAT) and \
                     z3.is_bv_value(addr.arg(addr.num_args() - 1)):
                 last = addr.arg(addr.num_args() - 1)
                 width = last.size()
                 head = z3.Concat(*[addr.arg(i) for i in range(addr.num_args() - 1)],
                                  z3.BitVecVal(0, width))
-                out = (head, last.as_long())
+                out = (head, last.as_long(), width)
             else:
-                out = (addr, 0)
+                out = (addr, 0, 0)
             self._splits[key] = out
         return self._splits[key]
 
@@ -81,10 +83,13 @@ class Addresses:
         ta, tb = self.tag(a), self.tag(b)
         if ta is not None and tb is not None and ta != tb:
             return False
-        (base_a, off_a), (base_b, off_b) = self.split(a), self.split(b)
+        (base_a, off_a, align_a), (base_b, off_b, align_b) = self.split(a), self.split(b)
         if base_a is None and base_b is None or \
                 base_a is not None and base_b is not None and base_a.eq(base_b):
             return (off_a - off_b) % (1 << 64) == 0
+        low = (1 << min(align_a, align_b)) - 1
+        if (off_a - off_b) & low:  # different bits below both bases' alignment
+            return False
         return None
 
     def read(self, mem: Any, addr: Any) -> Any:
@@ -100,18 +105,22 @@ class Addresses:
         while z3.is_app_of(mem, z3.Z3_OP_ITE):
             arms.append((mem.arg(0), mem.arg(1)))
             mem = mem.arg(2)
+        maybe = []  # stores that may write `addr`: (their address, the byte), newest first
+        value = None
         while z3.is_app_of(mem, z3.Z3_OP_STORE):  # loops, not recursion: chains are long
             same = self.compare(mem.arg(1), addr)
-            if same is None:
+            if same is None and len(maybe) < MAX_MAYBE:
+                maybe.append((mem.arg(1), mem.arg(2)))
+            elif same is None:
                 break
-            if same:
+            elif same:
                 value = mem.arg(2)
                 break
             mem = mem.arg(0)
-        else:
-            same = None
-        if same is not True:
+        if value is None:
             value = z3.Select(mem, addr)
+        for where, byte in reversed(maybe):
+            value = z3.If(where == addr, byte, value)
         for cond, arm in reversed(arms):
             value = z3.If(cond, self.read(arm, addr), value)
         return value

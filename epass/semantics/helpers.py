@@ -125,8 +125,10 @@ def ringbuf_reserve(it: Interpreter, index: int) -> int:
     n = 0
     while RINGBUF_BASE + n * RECORD_STRIDE in taken:  # the first free place
         n += 1
-    region = it.memory.add(Region(RegionKind.RINGBUF, f"{m.name}.record{n}",
-                                  RINGBUF_BASE + n * RECORD_STRIDE, bytearray(size)))
+    base = RINGBUF_BASE + n * RECORD_STRIDE
+    data = it.env.records.get(base, b"")[:size]
+    region = it.memory.add(Region(RegionKind.RINGBUF, f"{m.name}.record{n}", base,
+                                  bytearray(data + bytes(size - len(data)))))
     return region.base
 
 

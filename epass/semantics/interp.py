@@ -87,6 +87,9 @@ class Environment:
     ktime_ns: int = 1_000_000_000
     cpu: int = 0
     comm: bytes = b"epass"  # the task's name, for bpf_get_current_comm
+    # what a ring buffer record reserved at an address holds before the program writes it
+    # (the kernel does not clear records; default zeros); a proof's counterexample sets it
+    records: dict[int, bytes] = field(default_factory=dict)
     kernel_memory: bytes = b""  # what probe_read_kernel/user can read, at KERNEL_BASE
     # what never-written stack bytes hold, per call depth (default zeros); a proof's
     # counterexample sets them to replay a read of uninitialized stack

@@ -32,7 +32,7 @@ from epass.isa import (
     slot_count,
 )
 from epass.semantics import step as st
-from epass.semantics.addresses import Addresses
+from epass.semantics.addresses import HASH_AREA_SHIFT, Addresses
 from epass.semantics.ctx import ContextLayout, layout_for
 from epass.semantics.domain import SYMBOLIC
 from epass.semantics.interp import CODE_BASE, MapSpec
@@ -186,6 +186,7 @@ class SymbolicResult:
     # every address written (by any path), with its region tag (None: not known)
     written: list[tuple[Any, int | None]] = field(default_factory=list)
     choices: list[Any] = field(default_factory=list)  # free choices replays take as false
+    start: Any = None  # the memory every path starts from (initial_memory(memory0))
 
 
 HelperModel = Callable[["SymbolicMachine", int], Any]
@@ -435,15 +436,19 @@ class SymbolicMachine:
         self.state.records = (*self.state.records, Span(f"{name}.record{n}", base, 0, size))
         return base
 
-    def take_record(self, n: int, index: int) -> Span:
-        """Release the record r`n` points to (it must be a record's start)."""
+    def take_record(self, n: int, index: int) -> Span | None:
+        """Release the record r`n` points to. Anything but a record's start is a fault on
+        this path (as in the interpreter), and None."""
         assert self.state is not None
         value = z3.simplify(self.reg(n, index))
         for record in self.state.records:
             if z3.is_bv_value(value) and value.as_long() == record.base:
                 self.state.records = tuple(r for r in self.state.records if r is not record)
                 return record
-        raise MemoryFault(index, "ringbuf submit/discard of a pointer that is not a record")
+        if not z3.is_bv_value(value):
+            raise st.Unsupported(f"insn {index}: ringbuf submit/discard of a symbolic pointer")
+        self.state.fault = z3.simplify(z3.Or(self.state.fault, self.state.cond))
+        return None
 
     def map_of(self, n: int, index: int) -> MapState:
         """The map whose handle r`n` holds (it must be a constant: an lddw of the map)."""
@@ -465,6 +470,24 @@ class SymbolicMachine:
         self.exits.append((z3.And(self.state.cond, cond), r0, self.state.mem,
                            self.state.trace))
         self.state.cond = z3.simplify(z3.And(self.state.cond, z3.Not(cond)))
+
+
+HASH0 = z3.Array("hash0", z3.BitVecSort(64), z3.BitVecSort(8))
+
+
+def initial_memory(mem0: Any) -> Any:
+    """What every path starts from: `mem0`, except in the hash areas, whose bytes come from
+    an array of their own (`hash0`). Hash slot addresses depend on keys read from `mem0`;
+    were they indices of `mem0` too, the array would be read at indices computed from its
+    own contents, which Z3 handles badly."""
+    a = z3.BitVec("address", 64)
+    return z3.Lambda([a], z3.If(z3.Extract(63, HASH_AREA_SHIFT, a) == 0, z3.Select(mem0, a),
+                                z3.Select(HASH0, a)))
+
+
+def initial_byte(result: SymbolicResult, addr: Any) -> Any:
+    """The initial byte at `addr` of a run (for callers constraining inputs)."""
+    return z3.Select(result.start, addr)
 
 
 def uninterpreted_helper(helper_id: int) -> Any:
@@ -490,6 +513,7 @@ def run_symbolic(insns: list[Insn], env: SymbolicEnv | None = None, *,
         code[slot] = insn
         slot += slot_count(insn)
     mem0 = z3.Array("mem0", z3.BitVecSort(64), z3.BitVecSort(8))
+    start = initial_memory(mem0)
     spans = [Span(f"stack{k}", STACK_BASE + k * STACK_STRIDE, 0, STACK_SIZE)
              for k in range(MAX_CALL_FRAMES)]
     regs: list[Any] = [None] * 11
@@ -531,7 +555,7 @@ def run_symbolic(insns: list[Insn], env: SymbolicEnv | None = None, *,
     machine.strict_helpers = env.strict_helpers
     machine.hashes = hashes
     todo = machine.todo
-    todo.append(PathState(tuple(regs), mem0, _packet_bounds(packet_len), 0))
+    todo.append(PathState(tuple(regs), start, _packet_bounds(packet_len), 0))
     finished: list[tuple[Any, Any, Any]] = []  # (cond, r0, mem)
     ends: list[tuple[Any, int | None, tuple[Call, ...]]] = []
     div_zero: Any = z3.BoolVal(False)
@@ -561,10 +585,10 @@ def run_symbolic(insns: list[Insn], env: SymbolicEnv | None = None, *,
     areas = {a.map_name: a for a in hashes.values()}
     written = [(a, machine.region_tag(a)) for a in machine.written.values()]
     if not finished:
-        return SymbolicResult(z3.BitVecVal(0, 64), mem0, z3.simplify(fault), 0, False, mem0,
+        return SymbolicResult(z3.BitVecVal(0, 64), start, z3.simplify(fault), 0, False, mem0,
                               packet_len, data_end, ends, z3.simplify(div_zero),
                               machine.observed, areas, machine.keys, written,
-                          list(machine.choices.values()))
+                          list(machine.choices.values()), start)
     r0 = finished[-1][1]
     mem = finished[-1][2]
     for cond, value, m in reversed(finished[:-1]):
@@ -573,7 +597,7 @@ def run_symbolic(insns: list[Insn], env: SymbolicEnv | None = None, *,
     return SymbolicResult(z3.simplify(r0), mem, z3.simplify(fault), len(finished), complete,
                           mem0, packet_len, data_end, ends, z3.simplify(div_zero),
                           machine.observed, areas, machine.keys, written,
-                          list(machine.choices.values()))
+                          list(machine.choices.values()), start)
 
 
 def _packet_bounds(packet_len: Any) -> Any:

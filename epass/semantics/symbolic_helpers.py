@@ -207,7 +207,7 @@ def _ringbuf_reserve(m: SymbolicMachine, index: int) -> Any:
 
 def _ringbuf_release(m: SymbolicMachine, index: int, submit: bool) -> Any:
     record = m.take_record(1, index)
-    if submit:
+    if submit and record is not None:
         assert m.state is not None
         m.output = tuple(m.byte(_bv(record.base) + i)
                          for i in range(record.hi))

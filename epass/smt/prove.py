@@ -46,6 +46,8 @@ from epass.semantics.memory import (
     MAP_BASE,
     PACKET_BASE,
     PACKET_HEADROOM,
+    RECORD_STRIDE,
+    RINGBUF_BASE,
     STACK_BASE,
     STACK_SIZE,
     STACK_STRIDE,
@@ -66,6 +68,7 @@ from epass.smt.replay import replay
 from epass.uapi import ProgType
 
 DEFAULT_UNROLL = 32  # each instruction at most this many times on a path
+REPLAY_RECORDS, MAX_RECORD = 4, 4096  # ring buffer records whose first bytes replays get
 SPLIT_OR = 8  # a difference with more disjuncts than this is solved one disjunct at a time
 MAX_TOTAL_STEPS = 200_000  # over all paths of one program: past it the answer is UNKNOWN
 
@@ -168,6 +171,11 @@ def prove(original: list[Insn], transformed: list[Insn], inputs: ProofInputs, *,
             cex = checks.counterexample(original, transformed)
             what = "confirmed on the interpreter" if cex.confirmed else \
                 "not confirmed on the interpreter"
+            shown = _replay_difference(cex)
+            if shown is not None and shown != prop:
+                # Z3's inputs differ in another way on the interpreter: report what it shows
+                what = f"the interpreter shows a difference in {shown}"
+                prop = shown
             verdict = Verdict.NOT_EQUIVALENT if cex.confirmed else Verdict.UNKNOWN
             return done(verdict, prop, f"the {prop} check fails ({what})", paths, cex, sites)
     agree = "r0, faults, packet, maps, context and helper calls agree"
@@ -176,6 +184,19 @@ def prove(original: list[Insn], transformed: list[Insn], inputs: ProofInputs, *,
         return done(Verdict.REFINES, "all", f"{agree} wherever the transformed program does "
                     f"not abort; {len(firing)} abort site(s) can fire", paths, None, sites)
     return done(Verdict.EQUIVALENT, "all", f"{agree} on every input", paths, None, sites)
+
+
+# the properties in the order they are checked, and the replay's entries that show each
+REPLAY_PROPERTIES = (("fault", ("fault", "error")), ("r0", ("r0",)), ("packet", ("packet",)),
+                     ("maps", ("maps",)), ("ctx", ("ctx",)), ("calls", ("calls", "output")))
+
+
+def _replay_difference(cex: Counterexample) -> str | None:
+    """The first property in which the two replays differ."""
+    for prop, keys in REPLAY_PROPERTIES:
+        if any(cex.original.get(k) != cex.transformed.get(k) for k in keys):
+            return prop
+    return None
 
 
 class _Checks:
@@ -407,9 +428,15 @@ class _Checks:
             value = self.model.eval(slot.value, model_completion=True).as_long()
             flag = self.model.eval(slot.flag, model_completion=True).as_long()
             raw = self.model.eval(slot.key, model_completion=True).as_long()
-            if self._bytes(flag, 1) != b"\0":
-                out[raw.to_bytes(area.key_size, "little")] = self._bytes(value, area.value_size)
+            if self._initial(flag) != 0:
+                out[raw.to_bytes(area.key_size, "little")] = bytes(
+                    self._initial(value + i) for i in range(area.value_size))
         return out
+
+    def _initial(self, addr: int) -> int:
+        """An initial byte outside the regions (hash areas have an array of their own)."""
+        return self.model.eval(z3.Select(self.p.start, z3.BitVecVal(addr, 64)),
+                               model_completion=True).as_long()
 
     def counterexample(self, original: list[Insn], transformed: list[Insn]) -> Counterexample:
         # what the never-written stack bytes held in the model, for each call depth
@@ -432,8 +459,14 @@ class _Checks:
                 contents[spec.name] = dict(spec.contents)
             specs.append(MapSpec(spec.name, spec.type, spec.key_size, spec.value_size,
                                  spec.max_entries, contents[spec.name]))
-        a = replay(original, self.inputs.prog_type, packet, ctx, specs, stacks, self.model)
-        b = replay(transformed, self.inputs.prog_type, packet, ctx, specs, stacks, self.model)
+        # what the first ring buffer records held before the programs wrote them
+        records = {RINGBUF_BASE + n * RECORD_STRIDE: self._bytes(RINGBUF_BASE + n *
+                                                                 RECORD_STRIDE, MAX_RECORD)
+                   for n in range(REPLAY_RECORDS)}
+        a = replay(original, self.inputs.prog_type, packet, ctx, specs, stacks, records,
+                   self.model)
+        b = replay(transformed, self.inputs.prog_type, packet, ctx, specs, stacks, records,
+                   self.model)
         return Counterexample(packet, ctx, contents, a, b, a != b)
 
 
