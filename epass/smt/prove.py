@@ -70,6 +70,7 @@ from epass.uapi import ProgType
 DEFAULT_UNROLL = 32  # each instruction at most this many times on a path
 REPLAY_RECORDS, MAX_RECORD = 4, 4096  # ring buffer records whose first bytes replays get
 SPLIT_OR = 8  # a difference with more disjuncts than this is solved one disjunct at a time
+FIRST_ROUND_MIN = 0.05  # seconds: the least a disjunct gets in the first round
 MAX_TOTAL_STEPS = 200_000  # over all paths of one program: past it the answer is UNKNOWN
 
 
@@ -355,29 +356,40 @@ class _Checks:
         """sat (with `self.model`), unsat or unknown for `differ` within `seconds`.
 
         A disjunction of many independent differences (one per written address) is asked
-        one disjunct at a time: each is easy, while the whole one can make Z3 give up."""
+        one disjunct at a time: each is easy, while the whole one can make Z3 give up. A
+        first round gives each disjunct a share of the time, so that one hard disjunct
+        does not hide an easy sat one; the hard ones share what is left."""
         deadline = time.perf_counter() + seconds
         parts = differ.children() if z3.is_or(differ) and differ.num_args() > SPLIT_OR \
             else [differ]
-        outcome = z3.unsat
-        for part in parts:
-            left = deadline - time.perf_counter()
-            if left <= 0:
-                return z3.unknown
-            self.solver.set("timeout", max(1, int(left * 1000)))
-            self.solver.push()
-            self.solver.add(part)
-            answer = self.solver.check()
-            if answer == z3.sat:
-                self.model = self.solver.model()
-                self._shorten()
-                self._mem0 = None
-                self.solver.pop()
-                return z3.sat
-            self.solver.pop()
-            if answer == z3.unknown:
-                outcome = z3.unknown
-        return outcome
+        for round_ in range(2):
+            hard = []
+            for k, part in enumerate(parts):
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    return z3.unknown
+                share = left / (len(parts) - k) if round_ == 0 and len(parts) > 1 else left
+                answer = self._check(part, min(left, max(share, FIRST_ROUND_MIN)))
+                if answer == z3.sat:
+                    return z3.sat
+                if answer == z3.unknown:
+                    hard.append(part)
+            if not hard:
+                return z3.unsat
+            parts = hard
+        return z3.unknown
+
+    def _check(self, part: Any, seconds: float) -> Any:
+        self.solver.set("timeout", max(1, int(seconds * 1000)))
+        self.solver.push()
+        self.solver.add(part)
+        answer = self.solver.check()
+        if answer == z3.sat:
+            self.model = self.solver.model()
+            self._shorten()
+            self._mem0 = None
+        self.solver.pop()
+        return answer
 
     def _shorten(self) -> None:
         """Prefer a model the interpreter can replay (no map full: replays have room) and
