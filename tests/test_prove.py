@@ -424,3 +424,59 @@ def test_objects_whose_global_data_differs_are_not_equivalent(built_progs, tmp_p
     assert (p["verdict"], p["property"], p["reason"]) == (
         "not_equivalent", "map definitions",
         "map '.rodata' has another initial contents in the transformed object")
+
+
+LOOP_DIVIDE = """
+    r2 = *(u32 *)(r1 +4)
+    r1 = *(u32 *)(r1 +0)
+    r3 = r1
+    r3 += 2
+    r0 = 0
+    if r3 > r2 goto pc+8
+    r4 = *(u8 *)(r1 +0)
+    r5 = *(u8 *)(r1 +1)
+    r0 = 1000
+    if r4 == 0 goto pc+4
+    r0 /= r5
+    r0 += {step}
+    r4 -= 1
+    goto pc-5
+    exit
+"""
+
+
+def test_loop_pairing_proves_a_pass_inside_a_loop():
+    """packet[0] iterations (up to 255) of a division by packet[1]: unrolling gives up,
+    pairing the loop headers proves div_by_zero's guard REFINES; a changed constant in
+    the loop body is not proven (and pairing never claims a counterexample)."""
+    from epass.codegen import compile_module
+    from epass.ir.lift import lift_program
+    from epass.passes import parse_passes, run_passes
+    from irutil import program_from_insns
+
+    original = parse_program(LOOP_DIVIDE.format(step=1000))
+    module = lift_program(program_from_insns(original), [])
+    run_passes(module, parse_passes("div_by_zero(code=7)"), check=True)
+    guarded = compile_module(module)
+    inputs = ProofInputs(ProgType.XDP)
+    result = prove(original, guarded.insns, inputs, aborts=guarded.aborts, unroll=8)
+    assert (result.verdict, result.property) == (Verdict.REFINES, "all")
+    assert result.reason.startswith("1 loop(s) paired, 2 segments proven")
+    unrolled = prove(original, guarded.insns, inputs, aborts=guarded.aborts, unroll=8,
+                     loops="unroll")
+    assert (unrolled.verdict, unrolled.property) == (Verdict.UNKNOWN, "bound")
+    changed = parse_program(LOOP_DIVIDE.format(step=1001))
+    result = prove(original, changed, inputs, unroll=8)
+    assert (result.verdict, result.property) == (Verdict.UNKNOWN, "bound")
+    assert "loop pairing: the segment from loop header 1 (insn 9 and 9): the r0 check " \
+        "fails from some state" in result.reason
+    paired = prove(original, changed, inputs, loops="pair")
+    assert paired.verdict == Verdict.UNKNOWN and paired.counterexample is None
+
+
+def test_loop_pairing_needs_the_same_loops():
+    one = parse_program(LOOP_DIVIDE.format(step=1000))
+    straight = parse_program("r0 = 1000\nexit\n")
+    result = prove(one, straight, ProofInputs(ProgType.XDP), loops="pair")
+    assert (result.verdict, result.reason) == (
+        Verdict.UNKNOWN, "the programs have 1 and 0 loop headers")

@@ -49,7 +49,7 @@ def _map_difference(original: BpfObject, transformed: BpfObject) -> str | None:
 
 
 def prove_report(original: BpfObject, transformed: BpfObject, programs: list[Program],
-                 timeout: float, unroll: int) -> dict[str, Any]:
+                 timeout: float, unroll: int, loops: str = "auto") -> dict[str, Any]:
     rows = []
     maps_differ = _map_difference(original, transformed)
     for p in programs:
@@ -67,7 +67,7 @@ def prove_report(original: BpfObject, transformed: BpfObject, programs: list[Pro
         b = _same_maps(original, transformed, others[0])
         kind = p.kind
         result = prove(a, b, ProofInputs(kind.prog_type if kind else None, specs),
-                       timeout=timeout, unroll=unroll, aborts=others[0].aborts)
+                       timeout=timeout, unroll=unroll, aborts=others[0].aborts, loops=loops)
         rows.append({**program_header(p), **_result_json(result)})
     verdicts = {r["verdict"] for r in rows}
     overall = next((v for v in ("not_equivalent", "unknown", "refines") if v in verdicts),

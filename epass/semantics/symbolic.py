@@ -214,6 +214,21 @@ class SymbolicEnv:
     max_steps: int = 100_000  # per path
     max_total_steps: int = 1_000_000  # over all paths: past it the result is incomplete
     observe: int | None = None  # record the state of every path that reaches this slot
+    # loop pairing (epass.smt.loops): start from `start` instead of the program's entry,
+    # and end a path at any slot of `cuts` (slot -> cut point id) it reaches
+    start: Segment | None = None
+    cuts: dict[int, int] | None = None
+
+
+@dataclass
+class Segment:
+    """A run that starts mid-program, at a cut point, from a state of fresh variables."""
+
+    pc: int
+    regs: list[Any]
+    mem: Any  # the memory array (non-hash addresses)
+    hashes: Any  # the hash areas' array
+    calls: Any  # how many helper calls came before (a 64-bit term)
 
 
 class SymbolicMachine:
@@ -245,6 +260,8 @@ class SymbolicMachine:
         self.addresses = Addresses()
         self.written: dict[int, Any] = {}  # every address any path wrote, by term id
         self.choices: dict[int, Any] = {}  # see choose()
+        self.call_base: Any = z3.BitVecVal(0, 64)  # calls made before the run's start
+        self.cuts: dict[int, int] = {}  # slot -> cut point id (SymbolicEnv.cuts)
 
     def data(self) -> Any:
         return z3.BitVecVal(PACKET_BASE + PACKET_HEADROOM, 64)
@@ -412,6 +429,11 @@ class SymbolicMachine:
             return
         self._fork = (replace(self.state), cond, r0)
 
+    def call_number(self) -> Any:
+        """How many helper calls came before this one (from the segment's start)."""
+        assert self.state is not None
+        return z3.simplify(self.call_base + self.state.calls)
+
     def choose(self, choice: Any) -> Any:
         """Note a free Boolean choice (a map being full) that replays take as false."""
         self.choices.setdefault(choice.get_id(), choice)
@@ -462,7 +484,7 @@ class SymbolicMachine:
         """An unknown helper: a function of its arguments and of how many calls came before."""
         assert self.state is not None
         args = [r if r is not None else z3.BitVecVal(0, 64) for r in self.state.regs[1:6]]
-        return uninterpreted_helper(helper_id)(z3.BitVecVal(self.state.calls, 64), *args)
+        return uninterpreted_helper(helper_id)(self.call_number(), *args)
 
     def exit_when(self, cond: Any, r0: Any) -> None:
         """End the program with `r0` on this path when `cond` holds (for helper models)."""
@@ -475,14 +497,14 @@ class SymbolicMachine:
 HASH0 = z3.Array("hash0", z3.BitVecSort(64), z3.BitVecSort(8))
 
 
-def initial_memory(mem0: Any) -> Any:
+def initial_memory(mem0: Any, hashes: Any) -> Any:
     """What every path starts from: `mem0`, except in the hash areas, whose bytes come from
-    an array of their own (`hash0`). Hash slot addresses depend on keys read from `mem0`;
+    an array of their own (`hashes`). Hash slot addresses depend on keys read from `mem0`;
     were they indices of `mem0` too, the array would be read at indices computed from its
     own contents, which Z3 handles badly."""
     a = z3.BitVec("address", 64)
     return z3.Lambda([a], z3.If(z3.Extract(63, HASH_AREA_SHIFT, a) == 0, z3.Select(mem0, a),
-                                z3.Select(HASH0, a)))
+                                z3.Select(hashes, a)))
 
 
 def initial_byte(result: SymbolicResult, addr: Any) -> Any:
@@ -513,7 +535,10 @@ def run_symbolic(insns: list[Insn], env: SymbolicEnv | None = None, *,
         code[slot] = insn
         slot += slot_count(insn)
     mem0 = z3.Array("mem0", z3.BitVecSort(64), z3.BitVecSort(8))
-    start = initial_memory(mem0)
+    start = initial_memory(mem0, HASH0)
+    if env.start is not None:
+        mem0 = env.start.mem
+        start = initial_memory(mem0, env.start.hashes)
     spans = [Span(f"stack{k}", STACK_BASE + k * STACK_STRIDE, 0, STACK_SIZE)
              for k in range(MAX_CALL_FRAMES)]
     regs: list[Any] = [None] * 11
@@ -554,8 +579,14 @@ def run_symbolic(insns: list[Insn], env: SymbolicEnv | None = None, *,
     machine.observe = env.observe
     machine.strict_helpers = env.strict_helpers
     machine.hashes = hashes
+    machine.cuts = env.cuts or {}
     todo = machine.todo
-    todo.append(PathState(tuple(regs), start, _packet_bounds(packet_len), 0))
+    if env.start is not None:
+        machine.call_base = env.start.calls
+        todo.append(PathState(tuple(env.start.regs), start, _packet_bounds(packet_len),
+                              env.start.pc))
+    else:
+        todo.append(PathState(tuple(regs), start, _packet_bounds(packet_len), 0))
     finished: list[tuple[Any, Any, Any]] = []  # (cond, r0, mem)
     ends: list[tuple[Any, int | None, tuple[Call, ...]]] = []
     div_zero: Any = z3.BoolVal(False)
@@ -576,10 +607,14 @@ def run_symbolic(insns: list[Insn], env: SymbolicEnv | None = None, *,
             continue
         div_zero = z3.Or(div_zero, state.div_zero)
         if outcome:
-            finished.append((state.cond, machine.reg(0, state.pc), state.mem))
+            r0 = machine.reg(0, state.pc)
+            if env.cuts is not None:  # loop pairing: where the path ended, and all registers
+                at_cut = machine.cuts.get(state.pc) if outcome == "cut" else None
+                r0 = _observation(at_cut, state.regs if at_cut is not None else (r0,))
+            finished.append((state.cond, r0, state.mem))
             ends.append((state.cond, state.pc, state.trace))
     for cond, r0, mem, trace in machine.exits:
-        finished.append((cond, r0, mem))
+        finished.append((cond, r0 if env.cuts is None else _observation(None, (r0,)), mem))
         ends.append((cond, None, trace))
     data_end = machine.data_end() if packet_len is not None else None
     areas = {a.map_name: a for a in hashes.values()}
@@ -606,14 +641,26 @@ def _packet_bounds(packet_len: Any) -> Any:
     return z3.And(z3.ULE(ETH_HLEN, packet_len), z3.ULE(packet_len, MAX_PACKET))
 
 
+def _observation(cut: int | None, regs: tuple[Any, ...]) -> Any:
+    """What loop pairing compares at a path's end: the cut point reached (all ones for an
+    exit) and r0-r10 (an exit: r0 only); unset registers count as 0."""
+    words = [z3.BitVecVal(-1 if cut is None else cut, 64)]
+    words += [r if r is not None else z3.BitVecVal(0, 64) for r in regs]
+    words += [z3.BitVecVal(0, 64)] * (11 - len(regs))
+    return z3.simplify(z3.Concat(*words))
+
+
 def _run_path(m: SymbolicMachine, code: dict[int, Insn], todo: list[PathState],
-              max_steps: int) -> bool | None:
-    """Run `m.state` to its end; forks go onto `todo`. None when the step bound is hit."""
+              max_steps: int) -> bool | str | None:
+    """Run `m.state` to its end; forks go onto `todo`. None when the step bound is hit,
+    "cut" when the path reaches a cut point (after its first instruction)."""
     s = m.state
     assert s is not None
     while True:
         if z3.is_false(s.cond):
             return False
+        if s.pc in m.cuts and s.steps > 0:
+            return "cut"
         insn = code.get(s.pc)
         if insn is None:
             raise st.Unsupported(f"insn {s.pc}: control reaches a slot that holds no instruction")

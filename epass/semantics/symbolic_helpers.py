@@ -75,8 +75,7 @@ def full(map_name: str) -> Any:
 
 
 def _call_number(m: SymbolicMachine) -> Any:
-    assert m.state is not None
-    return z3.BitVecVal(m.state.calls, 64)
+    return m.call_number()
 
 
 # ---------------------------------------------------------------- maps

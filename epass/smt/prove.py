@@ -64,6 +64,7 @@ from epass.semantics.symbolic import (
     distinct_keys,
     run_symbolic,
 )
+from epass.smt.loops import segments
 from epass.smt.replay import replay
 from epass.uapi import ProgType
 
@@ -125,11 +126,13 @@ class ProofResult:
 
 def prove(original: list[Insn], transformed: list[Insn], inputs: ProofInputs, *,
           timeout: float = 30.0, unroll: int = DEFAULT_UNROLL,
-          aborts: Sequence[int] = ()) -> ProofResult:
+          aborts: Sequence[int] = (), loops: str = "auto") -> ProofResult:
     """Decide whether `transformed` behaves like `original` on every input.
 
     `aborts`: slots of `transformed`'s exits that a pass inserted to abort; where one
-    is reached the programs may differ, and the verdict is REFINES if one can be."""
+    is reached the programs may differ, and the verdict is REFINES if one can be.
+    `loops`: "unroll" (paths up to the bound), "pair" (loop pairing only, loops.py) or
+    "auto" (unroll; pair the loops when a path runs past the bound)."""
     start = time.perf_counter()
 
     def done(verdict: Verdict, prop: str, reason: str, paths: tuple[int, int] = (0, 0),
@@ -144,6 +147,9 @@ def prove(original: list[Insn], transformed: list[Insn], inputs: ProofInputs, *,
                       maps=inputs.maps,
                       max_steps=unroll * max(len(original), len(transformed)),
                       max_total_steps=MAX_TOTAL_STEPS, strict_helpers=True)
+    paired = ""
+    if loops == "pair":
+        return _prove_paired(original, transformed, inputs, env, start + timeout, aborts, done)
     try:
         p = run_symbolic(original, env)
         t = run_symbolic(transformed, env)
@@ -151,9 +157,15 @@ def prove(original: list[Insn], transformed: list[Insn], inputs: ProofInputs, *,
         return done(Verdict.UNKNOWN, "unsupported", str(e))
     paths = (p.paths, t.paths)
     if not (p.complete and t.complete):
+        if loops == "auto":
+            result = _prove_paired(original, transformed, inputs, env, start + timeout, aborts,
+                                   done)
+            if result.verdict != Verdict.UNKNOWN:
+                return result
+            paired = f"; loop pairing: {result.reason}"
         return done(Verdict.UNKNOWN, "bound",
                     f"a path runs past the unroll bound ({unroll} times each instruction) "
-                    f"or the paths past {MAX_TOTAL_STEPS} steps in all", paths)
+                    f"or the paths past {MAX_TOTAL_STEPS} steps in all{paired}", paths)
     checks = _Checks(p, t, inputs, timeout)
     aborting = [c for c, pc, _ in t.path_ends if pc is not None and pc in set(aborts)]
     sites = checks.abort_sites(sorted(set(aborts))) if aborts else []
@@ -185,6 +197,42 @@ def prove(original: list[Insn], transformed: list[Insn], inputs: ProofInputs, *,
         return done(Verdict.REFINES, "all", f"{agree} wherever the transformed program does "
                     f"not abort; {len(firing)} abort site(s) can fire", paths, None, sites)
     return done(Verdict.EQUIVALENT, "all", f"{agree} on every input", paths, None, sites)
+
+
+def _prove_paired(original: list[Insn], transformed: list[Insn], inputs: ProofInputs,
+                  env: SymbolicEnv, deadline: float, aborts: Sequence[int],
+                  done: Any) -> ProofResult:
+    """Loop pairing (loops.py): every segment's checks, with the state at cut points."""
+    fires = []
+
+    def check(p: SymbolicResult, t: SymbolicResult) -> tuple[bool, str]:
+        checks = _Checks(p, t, inputs, max(deadline - time.perf_counter(), 0.001))
+        aborting = [c for c, pc, _ in t.path_ends if pc is not None and pc in set(aborts)]
+        if aborting:
+            fires.append(checks.solver.check(z3.Or(*aborting)) == z3.sat)
+        for i, (prop, differ) in enumerate([*checks.properties(),
+                                            ("state", checks.state_differs())]):
+            if i == 1 and aborting:
+                checks.solver.add(z3.Not(z3.Or(*aborting)))
+            left = deadline - time.perf_counter()
+            outcome = checks.solve(differ, left) if left > 0 else z3.unknown
+            if outcome == z3.unknown:
+                return False, f"Z3 gave up on the {prop} check"
+            if outcome == z3.sat:
+                return False, f"the {prop} check fails from some state"
+        return True, ""
+
+    pairing = segments(original, transformed, env, check)
+    paths = (sum(p.paths for p, _ in pairing.segments),
+             sum(t.paths for _, t in pairing.segments))
+    if not pairing.proven:
+        return done(Verdict.UNKNOWN, "bound", pairing.reason, paths)
+    agree = (f"{pairing.reason}: r0, faults, packet, maps, context and helper calls agree, "
+             "and registers and memory at every loop header")
+    if any(fires):
+        return done(Verdict.REFINES, "all", f"{agree}, wherever the transformed program does "
+                    "not abort; an abort may fire", paths)
+    return done(Verdict.EQUIVALENT, "all", f"{agree}, on every input", paths)
 
 
 # the properties in the order they are checked, and the replay's entries that show each
@@ -283,6 +331,16 @@ class _Checks:
             return z3.BoolVal(self.map_state.memory.region_at(a.as_long()) is not None)
         return z3.Or(*[z3.And(z3.ULE(r.base, a), z3.ULT(a, r.base + len(r.data)))
                        for r in self.map_state.memory.regions])
+
+    def state_differs(self) -> Any:
+        """Loop pairing: a path ends at a cut point (not an exit) with any byte either
+        program wrote different (the stack included)."""
+        at_cut = z3.Extract(767, 704, self.p.r0) != z3.BitVecVal(-1, 64)
+        seen: dict[int, Any] = {}
+        for a, _ in self.p.written + self.t.written:
+            seen.setdefault(a.get_id(), a)
+        return z3.And(at_cut, z3.Or(*[self._at(self.p.mem, a) != self._at(self.t.mem, a)
+                                      for a in seen.values()]))
 
     def _at(self, mem: Any, addr: Any) -> Any:
         return self.addresses.read(mem, z3.simplify(addr))
