@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from epass import __version__
+from epass.commands.passes import passes_cmd
 from epass.errors import EpassError
 
 
@@ -207,9 +208,14 @@ def conformance(directory: str, symbolic: bool, negative: bool, as_json: bool) -
 @click.option("--unroll", type=click.IntRange(min=1), default=32, show_default=True,
               metavar="N", help="Follow loops until an instruction ran N times on a path; "
                                 "past it the answer is unknown (exit 3).")
+@click.option("--loops", type=click.Choice(["auto", "unroll", "pair"]), default="auto",
+              show_default=True,
+              help="unroll: follow loops up to --unroll; pair: prove loop bodies one "
+                   "iteration at a time between paired loop headers; auto: pair when "
+                   "unrolling reaches the bound.")
 @json_option
 def prove_cmd(original: str, transformed: str, section: str | None, timeout: float,
-              unroll: int, as_json: bool) -> None:
+              unroll: int, loops: str, as_json: bool) -> None:
     """Prove with Z3 that each program of TRANSFORMED.o behaves like its namesake in
     ORIGINAL.o: the same r0, faults, packet, map values and context on every input.
 
@@ -225,9 +231,12 @@ def prove_cmd(original: str, transformed: str, section: str | None, timeout: flo
     from epass.obj.reader import read_object
 
     a, b = read_object(original), read_object(transformed)
-    report = prove_report(a, b, select_programs(a, section), timeout, unroll)
+    report = prove_report(a, b, select_programs(a, section), timeout, unroll, loops)
     _emit(report, as_json, render_prove)
     sys.exit(exit_code(report))
+
+
+cli.add_command(passes_cmd)
 
 
 def main() -> None:

@@ -189,6 +189,16 @@ PROGS: tuple[Prog, ...] = (
         features=frozenset({"back_edge"}),
     ),
     Prog(
+        "insn_loop",
+        "accept",
+        (("insn_loop", "xdp"),),
+        "XDP: a loop run min(data[0], 6) times (unroll disabled): insn_counter's target",
+        test_run=True,
+        sample_retval=(("insn_loop", XDP_PASS),),
+        features=frozenset({"back_edge"}),
+        notes="6 trips at most, so `epass prove --unroll 8` follows every path",
+    ),
+    Prog(
         "atomics",
         "accept",
         (("atomics", "xdp"),),
@@ -246,6 +256,16 @@ PROGS: tuple[Prog, ...] = (
         maps=("hook_hits",),
         subprogs=True,
         features=frozenset({"pseudo_call"}),
+    ),
+    Prog(
+        "uninit_read",
+        "accept",
+        (("uninit_read", "xdp"),),
+        "XDP: a stack variable initialized on some paths only, read on all (msan's target)",
+        notes="BPF_PROG_TEST_RUN runs it, but test_run stays False: on frames whose first "
+        "byte is not 2 it reads uninitialized stack, garbage in the kernel and zeros in the "
+        "interpreter, so the suites comparing the two on generated packets cannot use it "
+        "(tests/test_pass_msan.py runs it on chosen packets)",
     ),
     # --- tc --------------------------------------------------------------
     Prog(

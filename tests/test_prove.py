@@ -449,10 +449,11 @@ def test_loop_pairing_proves_a_pass_inside_a_loop():
     """packet[0] iterations (up to 255) of a division by packet[1]: unrolling gives up,
     pairing the loop headers proves div_by_zero's guard REFINES; a changed constant in
     the loop body is not proven (and pairing never claims a counterexample)."""
+    from irutil import program_from_insns
+
     from epass.codegen import compile_module
     from epass.ir.lift import lift_program
     from epass.passes import parse_passes, run_passes
-    from irutil import program_from_insns
 
     original = parse_program(LOOP_DIVIDE.format(step=1000))
     module = lift_program(program_from_insns(original), [])

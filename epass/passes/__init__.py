@@ -15,7 +15,7 @@ __all__ = ["REGISTRY", "Pass", "PassUse", "load_all", "parse_passes", "run_passe
 
 def load_all() -> None:
     """Import every pass module so that it registers itself."""
-    from epass.passes import div_by_zero  # noqa: F401
+    from epass.passes import div_by_zero, insn_counter, msan  # noqa: F401
 
 
 def run_passes(module: Module, passes: list[PassUse], check: bool = False) -> None:

@@ -14,7 +14,7 @@ A path longer than the step bound makes the result incomplete (`bounded`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -31,14 +31,16 @@ from epass.isa import (
     helper_name,
     slot_count,
 )
+from epass.isa.helpers import helper_arg_count
 from epass.semantics import step as st
 from epass.semantics.addresses import HASH_AREA_SHIFT, Addresses
 from epass.semantics.ctx import ContextLayout, layout_for
 from epass.semantics.domain import SYMBOLIC
 from epass.semantics.interp import CODE_BASE, MapSpec
-from epass.semantics.maps import HASH_TYPES, MapSet, MapState
+from epass.semantics.maps import ARRAY_TYPES, HASH_TYPES, MapSet, MapState
 from epass.semantics.memory import (
     CTX_BASE,
+    MAP_STRIDE,
     MEM_BASE,
     PACKET_BASE,
     PACKET_HEADROOM,
@@ -71,14 +73,16 @@ _DIVISIONS = (AluOp.DIV, AluOp.SDIV, AluOp.MOD, AluOp.SMOD)
 class Span:
     """An address range a path may access: [base + lo, base + hi).
 
-    With a `stride`, the range repeats every `stride` bytes, 2**32 times (a hash map's
-    value slots)."""
+    With a `stride` (a power of two dividing `base`), the range repeats every `stride`
+    bytes, `count` times (an array map's values), or 2**32 times when `count` is 0 (a
+    hash map's value slots)."""
 
     name: str
     base: int
     lo: Any  # z3 64-bit expression or int
     hi: Any
     stride: int = 0
+    count: int = 0
 
 
 @dataclass(frozen=True)
@@ -289,11 +293,14 @@ class SymbolicMachine:
         assert self.state is not None
         ok = []
         for s in (*self.spans, *self.state.records):
-            if s.stride:  # a hash map's slots: the area's high bits, then room in a slot
+            if s.stride:  # slots: the right place, then room in a slot
                 shift = s.stride.bit_length() - 1
                 low = z3.ZeroExt(64 - shift, z3.Extract(shift - 1, 0, addr))
-                ok.append(z3.And(z3.Extract(63, 32 + shift, addr) == s.base >> (32 + shift),
-                                 z3.ULE(low + size, s.hi)))
+                if s.count:
+                    place = z3.And(z3.ULE(s.base, addr), z3.ULT(addr, s.base + s.count * s.stride))
+                else:
+                    place = z3.Extract(63, 32 + shift, addr) == s.base >> (32 + shift)
+                ok.append(z3.And(place, z3.ULE(low + size, s.hi)))
                 continue
             lo = z3.BitVecVal(s.base, 64) + s.lo
             hi = z3.BitVecVal(s.base, 64) + s.hi
@@ -483,8 +490,8 @@ class SymbolicMachine:
     def _uninterpreted(self, helper_id: int) -> Any:
         """An unknown helper: a function of its arguments and of how many calls came before."""
         assert self.state is not None
-        args = [r if r is not None else z3.BitVecVal(0, 64) for r in self.state.regs[1:6]]
-        return uninterpreted_helper(helper_id)(self.call_number(), *args)
+        return uninterpreted_helper(helper_id)(self.call_number(),
+                                               *helper_args(helper_id, self.state.regs[1:6]))
 
     def exit_when(self, cond: Any, r0: Any) -> None:
         """End the program with `r0` on this path when `cond` holds (for helper models)."""
@@ -510,6 +517,14 @@ def initial_memory(mem0: Any, hashes: Any) -> Any:
 def initial_byte(result: SymbolicResult, addr: Any) -> Any:
     """The initial byte at `addr` of a run (for callers constraining inputs)."""
     return z3.Select(result.start, addr)
+
+
+def helper_args(helper_id: int, regs: Sequence[Any]) -> list[Any]:
+    """r1-r5 as a helper without a model sees them: the registers past its arguments (and
+    unset ones) are 0, so that what a transformation leaves there does not count."""
+    count = helper_arg_count(helper_id)
+    return [r if k < count and r is not None else z3.BitVecVal(0, 64)
+            for k, r in enumerate(regs)]
 
 
 def uninterpreted_helper(helper_id: int) -> Any:
@@ -555,6 +570,11 @@ def run_symbolic(insns: list[Insn], env: SymbolicEnv | None = None, *,
             area = hash_area(position, spec.name, spec.key_size, spec.value_size)
             hashes[m.handle] = area
             spans.append(Span(f"{spec.name}[*]", area.base, 0, spec.value_size, area.stride))
+            continue
+        if spec.type in ARRAY_TYPES and m.entries:  # one span for all the values
+            first = m.entries[(0).to_bytes(4, "little")]
+            spans.append(Span(f"{spec.name}[*]", first.base, 0, spec.value_size, MAP_STRIDE,
+                              len(m.entries)))
             continue
         for region in m.entries.values():
             spans.append(Span(region.name, region.base, 0, len(region.data)))

@@ -238,10 +238,14 @@ def _ringbuf_output(m: SymbolicMachine, index: int) -> Any:
 def _kernel_source(m: SymbolicMachine, src: Any, size: int, index: int) -> tuple[Any, list]:
     """(ok, bytes) of a read of `size` bytes at `src`: the program's own memory when `src`
     lies in a region, else kernel memory (a free function of the call and the address),
-    which may also fault."""
+    which may also fault. A source whose region the address does not show (a pointer
+    read from the context) is kernel memory: it does not alias the program's stack or
+    maps, which Z3 would otherwise have to rule out at every byte."""
     assert m.state is not None
     calls = _call_number(m)
-    own = z3.simplify(m.in_bounds(src, size))
+    src = z3.simplify(src)
+    own = z3.simplify(m.in_bounds(src, size)) if m.region_tag(src) is not None \
+        else z3.BoolVal(False)
     kernel = kernel_memory()
     readable = kernel_readable()(calls)
     data = [z3.If(own, m.byte(src + i), kernel(calls, src + i))

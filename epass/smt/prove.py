@@ -44,6 +44,7 @@ from epass.semantics.maps import ARRAY_TYPES, MapSet
 from epass.semantics.memory import (
     CTX_BASE,
     MAP_BASE,
+    MAP_STRIDE,
     PACKET_BASE,
     PACKET_HEADROOM,
     RECORD_STRIDE,
@@ -327,10 +328,18 @@ class _Checks:
         return out
 
     def _in_array_value(self, a: Any) -> Any:
+        arrays = [m for m in self.map_state.maps if m.type in ARRAY_TYPES and m.entries]
         if z3.is_bv_value(a):  # the common case: look the region up instead of asking Z3
-            return z3.BoolVal(self.map_state.memory.region_at(a.as_long()) is not None)
-        return z3.Or(*[z3.And(z3.ULE(r.base, a), z3.ULT(a, r.base + len(r.data)))
-                       for r in self.map_state.memory.regions])
+            region = self.map_state.memory.region_at(a.as_long())
+            return z3.BoolVal(any(region in m.entries.values() for m in arrays))
+        shift = MAP_STRIDE.bit_length() - 1
+        low = z3.ZeroExt(64 - shift, z3.Extract(shift - 1, 0, a))
+        out = []
+        for m in arrays:  # values MAP_STRIDE apart from the first one's
+            base = m.entries[(0).to_bytes(4, "little")].base
+            out.append(z3.And(z3.ULE(base, a), z3.ULT(a, base + len(m.entries) * MAP_STRIDE),
+                              z3.ULT(low, m.value_size)))
+        return z3.Or(*out)
 
     def state_differs(self) -> Any:
         """Loop pairing: a path ends at a cut point (not an exit) with any byte either

@@ -19,7 +19,7 @@ from epass.semantics import step as st
 from epass.semantics.helpers import LINUX_HELPERS
 from epass.semantics.interp import Environment, Interpreter, MapSpec, RunResult, StepLimit, run
 from epass.semantics.memory import Region, RegionKind
-from epass.semantics.symbolic import PURE_HELPERS, uninterpreted_helper
+from epass.semantics.symbolic import PURE_HELPERS, helper_args, uninterpreted_helper
 from epass.semantics.symbolic_helpers import current_comm, kernel_memory, kernel_readable
 
 PROBE_READS = {HELPER_IDS[n]: n.endswith("_str") for n in (
@@ -42,9 +42,9 @@ def model_stubs(model: Any) -> dict[str, Any]:
 
     def pure(helper_id: int) -> Any:
         def stub(it: Interpreter, index: int) -> int:
-            args = [r.value if r is not None else 0 for r in it.regs[1:6]]
+            regs = [z3.BitVecVal(r.value, 64) if r is not None else None for r in it.regs[1:6]]
             return _value(model, uninterpreted_helper(helper_id)(
-                z3.BitVecVal(_call_number(it), 64), *[z3.BitVecVal(a, 64) for a in args]))
+                z3.BitVecVal(_call_number(it), 64), *helper_args(helper_id, regs)))
         return stub
 
     def probe_read(helper_id: int, string: bool) -> Any:
