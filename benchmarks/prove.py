@@ -21,7 +21,7 @@ UNKNOWN verdicts for an unsupported feature or the unroll bound are not timed
 with the rest. Where the time goes is measured inside the same prove() call by
 wrapping its internals (run_symbolic, the solver checks, counterexample
 extraction, abort sites): nothing is run twice. The whole run takes about
-4.5 minutes on 2 CPUs, most of it in Z3 timeouts and in loops that run past
+2.5 minutes on 2 CPUs, most of it in Z3 timeouts and in loops that run past
 the unroll bound. The report's header names the commit of the epass measured.
 """
 

@@ -219,10 +219,21 @@ def test_cli_exit_codes_and_json(built_progs, tmp_path):
                                                              "not_equivalent", "r0")
     assert p["counterexample"]["confirmed"] is True
     assert p["counterexample"]["original"]["r0"] != p["counterexample"]["transformed"]["r0"]
+    kernel = p["counterexample"]["kernel"]  # the negated branch makes an unsafe access
+    assert kernel == {"ran": False, "reason": "the kernel rejects the transformed program"}
     text = epass("prove", src, bad)
     assert text.code == 1
     assert text.out.splitlines()[0].startswith(f"{bad}: xdp/xdp_rewrite: NOT EQUIVALENT (r0)")
     assert text.out.splitlines()[1].startswith("  input packet (14 bytes): ")
+    dropped = _mutated_object(obj, "xdp_rewrite", "drop_store", tmp_path / "dropped.o")
+    (p,) = epass("prove", src, dropped, "--json").json()["programs"]
+    cex = p["counterexample"]
+    kernel = cex["kernel"]
+    assert (p["property"], kernel["ran"], kernel["confirmed"]) == ("packet", True, True)
+    # the original as on the interpreter; the transformed one reads the stack slot whose
+    # store was dropped, which holds other garbage in the kernel: a difference all the same
+    assert kernel["original"]["packet"] == cex["original"]["packet"]
+    assert kernel["original"]["packet"] != kernel["transformed"]["packet"]
     loops = str(built_progs["bpf_loop_cb", "v3"])
     run = epass("prove", loops, _mutated_object(read_object(loops), "bpf_loop_cb", "const",
                                                 tmp_path / "k.o"))

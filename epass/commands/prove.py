@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from epass.commands.kernel_replay import kernel_replay
 from epass.commands.read import program_header
 from epass.commands.run import interpreter_inputs
 from epass.errors import EpassError
@@ -68,7 +69,12 @@ def prove_report(original: BpfObject, transformed: BpfObject, programs: list[Pro
         kind = p.kind
         result = prove(a, b, ProofInputs(kind.prog_type if kind else None, specs),
                        timeout=timeout, unroll=unroll, aborts=others[0].aborts, loops=loops)
-        rows.append({**program_header(p), **_result_json(result)})
+        row = {**program_header(p), **_result_json(result)}
+        cex = result.counterexample
+        if cex is not None and cex.confirmed:
+            row["counterexample"]["kernel"] = kernel_replay(original, p, transformed,
+                                                            others[0], cex)
+        rows.append(row)
     verdicts = {r["verdict"] for r in rows}
     overall = next((v for v in ("not_equivalent", "unknown", "refines") if v in verdicts),
                    "equivalent")
@@ -82,7 +88,8 @@ def _result_json(r: ProofResult) -> dict[str, Any]:
         c = r.counterexample
         cex = {"packet": c.packet.hex(), "ctx": c.ctx.hex(),
                "maps": {n: {k.hex(): v.hex() for k, v in e.items()} for n, e in c.maps.items()},
-               "original": c.original, "transformed": c.transformed, "confirmed": c.confirmed}
+               "original": c.original, "transformed": c.transformed, "confirmed": c.confirmed,
+               "kernel": None}
     return {"verdict": r.verdict.value, "property": r.property, "reason": r.reason,
             "time_ms": round(r.time_ms, 3), "unroll": r.unroll, "paths": list(r.paths),
             "counterexample": cex,
@@ -120,6 +127,14 @@ def render_prove(report: dict[str, Any]) -> str:
                 r = c[side]
                 out.append(f"  {side}: " + ", ".join(f"{k} = {v}" for k, v in r.items()
                                                      if k != "maps" or v))
+            k = c["kernel"]
+            if k is not None and k["ran"]:
+                shows = "shows the difference" if k["confirmed"] else \
+                    "does not show the difference"
+                out.append(f"  kernel (BPF_PROG_TEST_RUN): {shows}: original r0 = "
+                           f"{k['original']['r0']}, transformed r0 = {k['transformed']['r0']}")
+            elif k is not None:
+                out.append(f"  kernel: not run: {k['reason']}")
     return "\n".join(out)
 
 
