@@ -106,6 +106,38 @@ def compile_cmd(obj: str, output: str, pass_spec: str, check: bool, section: str
     _emit(report, as_json, render_compile)
 
 
+@cli.command(name="load", short_help="Transform, verify and load programs into the kernel.")
+@click.argument("obj", metavar="PROG.o", type=click.Path())
+@click.option("--passes", "-p", "pass_spec", metavar="PASSES", default="",
+              help="Passes to run first, as for `epass compile` (see `epass passes`).")
+@click.option("--pin", metavar="DIR", default=None,
+              help="Pin each accepted program at DIR/NAME (DIR on a bpf filesystem).")
+@click.option("--check", is_flag=True,
+              help="Run the IR checker after lifting and after every pass.")
+@section_option
+@json_option
+def load_cmd(obj: str, pass_spec: str, pin: str | None, check: bool, section: str | None,
+             as_json: bool) -> None:
+    """Run passes over each program, verify the result in the running kernel and load it.
+
+    Prints each stage: the transformation (instructions before and after,
+    abort sites the passes inserted), the verifier's verdict and, with --pin,
+    where the program stays loaded; without --pin it is released when the
+    command ends. Exit 0 all accepted, 1 some rejected, 2 bad input or
+    environment (bpf() not permitted, a pin path taken).
+    """
+    from epass.commands.load import load_programs, render_load
+    from epass.commands.select import select_programs
+    from epass.obj.reader import read_object
+    from epass.passes import parse_passes
+
+    passes = parse_passes(pass_spec)
+    bpf_obj = read_object(obj)
+    report = load_programs(bpf_obj, select_programs(bpf_obj, section), passes, pin, check)
+    _emit(report, as_json, render_load)
+    sys.exit(1 if report["rejected"] else 0)
+
+
 @cli.command()
 @click.argument("obj", metavar="PROG.o", type=click.Path())
 @section_option
