@@ -10,14 +10,13 @@ bytes is then not shown, and the report says so rather than guessing.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from epass.commands.run import TEST_RUN_PACKET_TYPES
+from epass.commands.run import TEST_RUN_PACKET_TYPES, read_maps, test_run_on_cpu0
 from epass.errors import EpassError
 from epass.kernel import syscall
 from epass.kernel.loader import open_object
-from epass.kernel.snapshot import PERCPU_TYPES, map_contents, possible_cpus
+from epass.kernel.snapshot import PERCPU_TYPES, possible_cpus
 from epass.obj.model import BpfObject, Program
 from epass.smt.prove import Counterexample
 
@@ -56,16 +55,6 @@ def _run(obj: BpfObject, program: Program, cex: Counterexample) -> dict[str, Any
         load = loaded.load_program(program, log_level=0)
         if not load.accepted:
             return None
-        affinity = os.sched_getaffinity(0)
-        os.sched_setaffinity(0, {0})  # per-CPU maps: CPU 0's values are read back
-        try:
-            result = syscall.prog_test_run(load.fd, data_in=cex.packet,
-                                           data_size_out=len(cex.packet) + 4096)
-        finally:
-            os.sched_setaffinity(0, affinity)
-        maps = {}
-        for m in obj.maps:
-            contents = map_contents(loaded.map_fds[m.name], m.type, m.key_size, m.value_size)
-            if contents is not None:
-                maps[m.name] = {k.hex(): v.hex() for k, v in contents.items()}
+        result = test_run_on_cpu0(obj, program, load.fd, cex.packet, None)
+        maps = read_maps(obj, loaded)
     return {"r0": result.retval, "packet": result.data_out.hex(), "maps": maps}

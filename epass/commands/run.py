@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from epass.commands.read import program_header
 from epass.errors import EpassError, KernelError
@@ -15,6 +15,10 @@ from epass.semantics.interp import Environment, MapSpec, RunResult, StepLimit, r
 from epass.semantics.packets import sample_packet
 from epass.semantics.testrun import data_out, program_input
 from epass.uapi import ProgType
+
+if TYPE_CHECKING:  # the kernel modules load only when a command needs them
+    from epass.kernel.loader import LoadedObject
+    from epass.kernel.syscall import TestRunResult
 
 # program types BPF_PROG_TEST_RUN runs with a packet
 TEST_RUN_PACKET_TYPES = {ProgType.XDP, ProgType.SCHED_CLS, ProgType.SCHED_ACT,
@@ -102,9 +106,7 @@ def on_kernel(obj: BpfObject, program: Program, packet: bytes,
               ctx: bytes | None) -> dict[str, Any]:
     """Load the object's maps and the program, run it once on CPU 0, read the maps back."""
     from epass.commands.verify import load_report, require_bpf
-    from epass.kernel import syscall
     from epass.kernel.loader import open_object
-    from epass.kernel.snapshot import map_contents
 
     require_bpf()
     kind = program.kind
@@ -120,29 +122,45 @@ def on_kernel(obj: BpfObject, program: Program, packet: bytes,
         load = loaded.load_program(program)
         if not load.accepted:
             return {"accepted": False, "verdict": load_report(load, with_log=False)}
-        affinity = os.sched_getaffinity(0)
-        try:
-            os.sched_setaffinity(0, {0})  # per-CPU maps: read back CPU 0's values
-        except OSError as e:
-            raise KernelError(f"cannot run on CPU 0 (per-CPU maps are read there): "
-                              f"{e.strerror}", file=obj.path) from None
-        try:
-            result = syscall.prog_test_run(load.fd, data_in=packet, ctx_in=ctx,
-                                           data_size_out=len(packet) + 4096)
-        except syscall.BpfError as e:
-            why = " (packets must hold at least an Ethernet header, 14 bytes)" \
-                if len(packet) < ETH_HLEN else ""
-            raise KernelError(f"BPF_PROG_TEST_RUN refused the input: {e.message}{why}",
-                              file=obj.path, section=program.section) from None
-        finally:
-            os.sched_setaffinity(0, affinity)
-        maps = {}
-        for m in obj.maps:
-            contents = map_contents(loaded.map_fds[m.name], m.type, m.key_size, m.value_size)
-            if contents is not None:
-                maps[m.name] = contents
+        result = test_run_on_cpu0(obj, program, load.fd, packet, ctx)
+        maps = read_maps(obj, loaded)
     return {"accepted": True, "r0": result.retval, "packet": result.data_out.hex(),
-            "duration_ns": result.duration_ns, "maps": _hexmap(maps)}
+            "duration_ns": result.duration_ns, "maps": maps}
+
+
+def test_run_on_cpu0(obj: BpfObject, program: Program, fd: int, packet: bytes,
+                     ctx: bytes | None) -> TestRunResult:
+    """One BPF_PROG_TEST_RUN on CPU 0 (where per-CPU map values are read back)."""
+    from epass.kernel import syscall
+
+    affinity = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {0})
+    except OSError as e:
+        raise KernelError(f"cannot run on CPU 0 (per-CPU maps are read there): "
+                          f"{e.strerror}", file=obj.path) from None
+    try:
+        return syscall.prog_test_run(fd, data_in=packet, ctx_in=ctx,
+                                     data_size_out=len(packet) + 4096)
+    except syscall.BpfError as e:
+        why = " (packets must hold at least an Ethernet header, 14 bytes)" \
+            if len(packet) < ETH_HLEN else ""
+        raise KernelError(f"BPF_PROG_TEST_RUN refused the input: {e.message}{why}",
+                          file=obj.path, section=program.section) from None
+    finally:
+        os.sched_setaffinity(0, affinity)
+
+
+def read_maps(obj: BpfObject, loaded: LoadedObject) -> dict[str, dict[str, str]]:
+    """Every listable map's contents (CPU 0's for per-CPU maps), as hex."""
+    from epass.kernel.snapshot import map_contents
+
+    maps = {}
+    for m in obj.maps:
+        contents = map_contents(loaded.map_fds[m.name], m.type, m.key_size, m.value_size)
+        if contents is not None:
+            maps[m.name] = contents
+    return _hexmap(maps)
 
 
 def differences(interp: dict[str, Any], kernel: dict[str, Any]) -> list[str]:
