@@ -492,3 +492,35 @@ def test_loop_pairing_needs_the_same_loops():
     result = prove(one, straight, ProofInputs(ProgType.XDP), loops="pair")
     assert (result.verdict, result.reason) == (
         Verdict.UNKNOWN, "the programs have 1 and 0 loop headers")
+
+
+LOOP_STORE = """
+    r2 = *(u32 *)(r1 +4)
+    r1 = *(u32 *)(r1 +0)
+    r3 = r1
+    r3 += 1
+    r0 = 0
+    if r3 > r2 goto pc+7
+    r4 = *(u8 *)(r1 +0)
+    *(u8 *)(r10 -1) = 0
+    if r4 == 0 goto pc+3
+    *(u8 *)(r10 -1) = {value}
+    r4 -= 1
+    goto pc-4
+    r0 = *(u8 *)(r10 -1)
+    exit
+"""
+
+
+def test_loop_pairing_compares_memory_at_loop_headers():
+    """The loop leaves its mark only on the stack, read after the loop: registers agree at
+    the header, so only the state check stands between this pair and a wrong EQUIVALENT."""
+    a = parse_program(LOOP_STORE.format(value=1))
+    b = parse_program(LOOP_STORE.format(value=2))
+    result = prove(a, b, ProofInputs(ProgType.XDP), loops="pair")
+    assert (result.verdict, result.reason) == (
+        Verdict.UNKNOWN, "the segment from loop header 1 (insn 8 and 8): the state check "
+        "fails from some state")
+    same = prove(a, parse_program(LOOP_STORE.format(value=1) + "r0 += 0\n"),
+                 ProofInputs(ProgType.XDP), loops="pair")
+    assert same.verdict == Verdict.EQUIVALENT

@@ -168,7 +168,7 @@ def prove(original: list[Insn], transformed: list[Insn], inputs: ProofInputs, *,
                     f"a path runs past the unroll bound ({unroll} times each instruction) "
                     f"or the paths past {MAX_TOTAL_STEPS} steps in all{paired}", paths)
     checks = _Checks(p, t, inputs, timeout)
-    aborting = [c for c, pc, _ in t.path_ends if pc is not None and pc in set(aborts)]
+    aborting = _aborting(t, aborts)
     sites = checks.abort_sites(sorted(set(aborts))) if aborts else []
     properties = checks.properties()
     for i, (prop, differ) in enumerate(properties):
@@ -200,6 +200,12 @@ def prove(original: list[Insn], transformed: list[Insn], inputs: ProofInputs, *,
     return done(Verdict.EQUIVALENT, "all", f"{agree} on every input", paths, None, sites)
 
 
+def _aborting(t: SymbolicResult, aborts: Sequence[int]) -> list[Any]:
+    """The conditions of the transformed program's paths that end at an inserted abort."""
+    slots = set(aborts)
+    return [c for c, pc, _ in t.path_ends if pc is not None and pc in slots]
+
+
 def _prove_paired(original: list[Insn], transformed: list[Insn], inputs: ProofInputs,
                   env: SymbolicEnv, deadline: float, aborts: Sequence[int],
                   done: Any) -> ProofResult:
@@ -208,7 +214,7 @@ def _prove_paired(original: list[Insn], transformed: list[Insn], inputs: ProofIn
 
     def check(p: SymbolicResult, t: SymbolicResult) -> tuple[bool, str]:
         checks = _Checks(p, t, inputs, max(deadline - time.perf_counter(), 0.001))
-        aborting = [c for c, pc, _ in t.path_ends if pc is not None and pc in set(aborts)]
+        aborting = _aborting(t, aborts)
         if aborting:
             fires.append(checks.solver.check(z3.Or(*aborting)) == z3.sat)
         for i, (prop, differ) in enumerate([*checks.properties(),
@@ -345,20 +351,18 @@ class _Checks:
         """Loop pairing: a path ends at a cut point (not an exit) with any byte either
         program wrote different (the stack included)."""
         at_cut = z3.Extract(767, 704, self.p.r0) != z3.BitVecVal(-1, 64)
-        seen: dict[int, Any] = {}
-        for a, _ in self.p.written + self.t.written:
-            seen.setdefault(a.get_id(), a)
         return z3.And(at_cut, z3.Or(*[self._at(self.p.mem, a) != self._at(self.t.mem, a)
-                                      for a in seen.values()]))
+                                      for a in self._written(None)]))
 
     def _at(self, mem: Any, addr: Any) -> Any:
         return self.addresses.read(mem, z3.simplify(addr))
 
-    def _written(self, tag: int) -> list[Any]:
-        """Addresses either program wrote that may lie in the region tagged `tag`."""
+    def _written(self, tag: int | None) -> list[Any]:
+        """Addresses either program wrote that may lie in the region tagged `tag` (None:
+        all of them)."""
         seen: dict[int, Any] = {}
         for a, where in self.p.written + self.t.written:
-            if where is None or where == tag:
+            if tag is None or where is None or where == tag:
                 seen.setdefault(a.get_id(), a)
         return list(seen.values())
 
