@@ -150,8 +150,15 @@ def _xdp_check(insns, maps, result, packet: bytes) -> tuple[tuple, tuple]:
     from epass.semantics.ctx import prog_test_run_ctx
     from epass.semantics.helpers import LINUX_HELPERS
     from epass.semantics.interp import Interpreter
-    from epass.semantics.memory import CTX_BASE, PACKET_BASE, PACKET_HEADROOM
-    from epass.semantics.symbolic import distinct_keys
+    from epass.semantics.memory import (
+        CTX_BASE,
+        PACKET_BASE,
+        PACKET_HEADROOM,
+        STACK_BASE,
+        STACK_SIZE,
+        STACK_STRIDE,
+    )
+    from epass.semantics.symbolic import MAX_CALL_FRAMES, distinct_keys
     from epass.uapi import ProgType
 
     full: dict[int, bool] = {}  # by call number: the hash map was full at that update
@@ -177,6 +184,8 @@ def _xdp_check(insns, maps, result, packet: bytes) -> tuple[tuple, tuple]:
 
     fix(data, packet)
     fix(CTX_BASE, prog_test_run_ctx(ProgType.XDP, packet))
+    for k in range(MAX_CALL_FRAMES):  # never-written stack: the interpreter's zeros
+        fix(STACK_BASE + k * STACK_STRIDE, bytes(STACK_SIZE))
     for base, raw in initial:
         fix(base, raw)
     # hash maps: the keys the encoding looked up hold what the interpreter's map holds,
