@@ -15,7 +15,18 @@ __all__ = ["REGISTRY", "Pass", "PassUse", "load_all", "parse_passes", "run_passe
 
 def load_all() -> None:
     """Import every pass module so that it registers itself."""
-    from epass.passes import div_by_zero, insn_counter, msan  # noqa: F401
+    from epass.passes import (  # noqa: F401
+        asan,
+        const_fold,
+        dce,
+        div_by_zero,
+        helper_validation,
+        insn_counter,
+        msan,
+        rce,
+        runtime_validation,
+        zext,
+    )
 
 
 def run_passes(module: Module, passes: list[PassUse], check: bool = False) -> None:

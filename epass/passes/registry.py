@@ -35,6 +35,7 @@ class Pass:
     description: str
     run: Callable[[Module, dict[str, int]], None]
     options: tuple[Option, ...] = field(default_factory=tuple)
+    needs_verifier: bool = False
 
 
 @dataclass(frozen=True)
