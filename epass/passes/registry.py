@@ -4,7 +4,10 @@ A pass is a function `run(module, options)` that edits a `Module` through
 the IR API, plus what users see in `epass passes`: its kind (safety,
 flexibility, optimization), its round (final: after the verifier accepted
 the program; repair: inside the repair loop), its options with defaults,
-and a one-line description.
+and a one-line description. A pass that reads the verifier's facts
+(`module.verifier_states`) sets `needs_verifier`: `epass compile` and `epass
+load` then have the kernel verify the original program at log level 2 and
+attach its VI map to the module before the passes run.
 """
 
 from __future__ import annotations
