@@ -28,14 +28,9 @@ the unroll bound. The report's header names the commit of the epass measured.
 from __future__ import annotations
 
 import argparse
-import datetime
 import importlib
 import math
-import os
-import platform
-import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,12 +42,11 @@ from typing import Any
 
 import z3
 
-import epass
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from irutil import strip_hints  # noqa: E402
+from report import command_line, load_average, machine, now, source_state, tool_version  # noqa: E402
 from test_prove import mutate  # noqa: E402
 
 from epass.codegen import compile_module  # noqa: E402
@@ -483,46 +477,6 @@ def target_sentence(pairs: list[Pair]) -> str:
     return text
 
 
-def tool_version(cmd: list[str]) -> str:
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
-    except OSError:
-        return "?"
-    return next((ln.strip() for ln in out.splitlines() if "version" in ln), "?")
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def source_state() -> str:
-    """The commit of the epass that was imported, and whether its epass/ differed from it."""
-    tree = Path(epass.__file__).resolve().parents[1]
-
-    def git(*args: str) -> str:
-        proc = subprocess.run(["git", "-C", str(tree), *args], capture_output=True, text=True,
-                              check=False)
-        return proc.stdout.strip() if proc.returncode == 0 else ""
-
-    try:
-        head = git("rev-parse", "--short", "HEAD")
-        changed = git("diff", "--name-only", "HEAD", "--", "epass")
-    except OSError:
-        head = changed = ""
-    where = "" if tree == ROOT else " (imported from outside this checkout)"
-    if not head:
-        return "unknown commit" + where
-    return f"commit {head}{where}" + (f" with uncommitted changes to {', '.join(changed.split())}"
-                                      if changed else ", no uncommitted changes to epass/")
-
-
-def load_average() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -549,15 +503,12 @@ def main() -> None:
             pairs += new
     n_programs = len({p.name for p in pairs})
 
-    script = Path(sys.argv[0]).resolve()
-    script_name = str(script.relative_to(ROOT)) if script.is_relative_to(ROOT) else script.name
-    command = shlex.join(["python", script_name, *sys.argv[1:]])  # no paths of this machine
     lines = ["# Translation validation (epass.smt.prove) benchmarks", "",
-             f"- command: `{command}`",
-             f"- date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
-             f"- machine: {cpu_model()}, {os.cpu_count()} CPUs; load average "
-             f"{load_before} before the run, {load_average()} after; Python "
-             f"{platform.python_version()}; Z3 {z3.get_version_string()}; "
+             f"- command: `{command_line()}`",
+             f"- date: {now()}",
+             f"- machine: {machine()}; load average "
+             f"{load_before} before the run, {load_average()} after; "
+             f"Z3 {z3.get_version_string()}; "
              f"{tool_version([progs.CLANG, '--version'])}",
              f"- epass source: {source}",
              f"- {len(objects)} object files from tests/progs/*.bpf.c (-mcpu={CPU} unless "

@@ -19,12 +19,8 @@ Writes a Markdown report; the whole run takes about a minute on 2 CPUs.
 from __future__ import annotations
 
 import argparse
-import datetime
 import math
-import os
-import platform
 import re
-import shlex
 import statistics
 import subprocess
 import sys
@@ -38,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from irutil import strip_hints  # noqa: E402
+from report import command_line, machine, now, tool_version  # noqa: E402
 
 from epass.codegen import compile_module  # noqa: E402
 from epass.ir.lift import lift_program  # noqa: E402
@@ -149,13 +146,6 @@ def geomean(xs: list[float]) -> float | None:
 
 def growth(before: int, after: int) -> str:
     return f"{(after - before) / before * 100:+.1f}%"
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def build_all(work: Path, notes: list[str]) -> list[FileRow]:
@@ -397,17 +387,10 @@ def main() -> None:
     else:
         notes.append("llc's output of each .ll has the same slot count as clang -c's object.")
 
-    llc_version = subprocess.run([LLC, "--version"], capture_output=True, text=True,
-                                 check=False).stdout
-    llc_version = next((ln.strip() for ln in llc_version.splitlines() if "version" in ln), "?")
-    script = Path(sys.argv[0]).resolve()
-    script_name = str(script.relative_to(ROOT)) if script.is_relative_to(ROOT) else script.name
-    command = shlex.join(["python", script_name, *sys.argv[1:]])  # no paths of this machine
     lines = ["# Round-trip benchmarks", "",
-             f"- command: `{command}`",
-             f"- date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
-             f"- machine: {cpu_model()}, {os.cpu_count()} CPUs; Python "
-             f"{platform.python_version()}; {llc_version}",
+             f"- command: `{command_line()}`",
+             f"- date: {now()}",
+             f"- machine: {machine()}; {tool_version([LLC, '--version'])}",
              f"- {len(files)} object files from tests/progs/*.bpf.c built with -mcpu={CPU}, "
              f"{sum(len(f.programs) for f in files)} programs; wall-clock times.", ""]
     lines += [f"- note: {n}" for n in notes] + [""]

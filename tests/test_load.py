@@ -23,7 +23,7 @@ def _bpffs() -> bool:
 
 @pytest.mark.skipif(not _bpffs(), reason=f"no bpf filesystem mounted at {BPFFS} to pin on")
 def test_load_transforms_verifies_and_pins(built_progs, bpf_permitted, tmp_path):
-    src = str(built_progs["xdp_rewrite", "v3"])
+    src = str(built_progs["insn_loop", "v3"])
     pin = os.path.join(BPFFS, f"epass-test-{uuid.uuid4().hex[:8]}")
     os.mkdir(pin)
     try:
@@ -36,8 +36,8 @@ def test_load_transforms_verifies_and_pins(built_progs, bpf_permitted, tmp_path)
         check("verify.result", row["verdict"], optional=frozenset({"log"}))
         assert (doc["passes"], doc["accepted"], doc["rejected"]) == \
             (["insn_counter(limit=100 code=0)"], 1, 0)
-        assert row["insns_after"] > row["insns_before"] and row["aborts"] == 0
-        assert row["pinned"] == os.path.join(pin, "xdp_rewrite")
+        assert row["insns_after"] > row["insns_before"] and row["aborts"] == 1
+        assert row["pinned"] == os.path.join(pin, "insn_loop")
         # the pinned program runs, with the original's result (the limit is not reached)
         packet_file = tmp_path / "packet.bin"
         packet_file.write_bytes(PACKET)
@@ -51,7 +51,7 @@ def test_load_transforms_verifies_and_pins(built_progs, bpf_permitted, tmp_path)
         assert result.retval == want
         again = epass("load", src, "--pin", pin)  # the name is taken now
         assert again.code == 2 and again.err.startswith("epass: error: ")
-        assert "cannot pin xdp_rewrite at" in again.err and len(again.err.splitlines()) == 1
+        assert "cannot pin insn_loop at" in again.err and len(again.err.splitlines()) == 1
     finally:
         for name in os.listdir(pin):
             os.unlink(os.path.join(pin, name))

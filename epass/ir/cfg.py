@@ -1,4 +1,4 @@
-"""Control-flow facts of a function: reverse post-order and dominators."""
+"""Control-flow facts of a function: reverse post-order, cycles and dominators."""
 
 from __future__ import annotations
 
@@ -21,6 +21,30 @@ def reverse_postorder(func: Function) -> list[Block]:
             post.append(node)
             stack.pop()
     return post[::-1]
+
+
+def in_cycles(func: Function) -> set[Block]:
+    """Reachable blocks that lie on a cycle: those that can run more than once per call.
+
+    Kosaraju: walking the reversed edges from each block in reverse post-order
+    collects one strongly connected component at a time."""
+    preds, order = func.predecessors(), reverse_postorder(func)
+    reachable = set(order)
+    component: dict[Block, int] = {}
+    for root in order:
+        if root in component:
+            continue
+        component[root] = id(root)
+        stack = [root]
+        while stack:
+            for p in preds[stack.pop()]:
+                if p in reachable and p not in component:
+                    component[p] = id(root)
+                    stack.append(p)
+    sizes: dict[int, int] = {}
+    for c in component.values():
+        sizes[c] = sizes.get(c, 0) + 1
+    return {b for b, c in component.items() if sizes[c] > 1 or b in b.successors}
 
 
 class Dominators:

@@ -5,18 +5,20 @@ takes: a bounded loop may still run for millions of instructions. This pass
 counts, at run time, the instructions each call frame executes and aborts
 with `code` once the count passes `limit`.
 
-What is counted: per call frame. Every function gets its own 8-byte counter
-in a new stack slot below the frame it already uses, set to 0 on entry; a
-bpf-to-bpf callee (or a bpf_loop callback) starts from 0 on every call and
-its instructions are not added to the caller's count. At the start of each
-block the block's size is added: its instructions and terminator as lifted
-(the program's own, including checks earlier passes inserted; `arg`/`undef`
-are not code, and the counter's own instructions are not counted). The
-limit is compared only in loop headers (the targets of retreating edges in
-a depth-first order, so every cycle has one, irreducible loops included):
-only a cycle can run long. So the count may pass the limit by up to one
-trip around a loop before the abort, and a loop-free function never aborts.
-See docs/passes/insn_counter.md.
+What is counted: per call frame. A function with a loop gets its own 8-byte
+counter in a new stack slot below the frame it already uses; a bpf-to-bpf
+callee (or a bpf_loop callback) starts afresh on every call and its
+instructions are not added to the caller's count. Only blocks on a cycle pay
+at run time: each adds its size when it starts (its instructions and
+terminator as lifted; `arg`/`undef` are not code; the counter's own
+instructions are not counted). A block on no cycle runs at most once per
+call, so the counter starts at the summed size of those blocks: it never
+lags the true count, and runs ahead of it by at most the loop-free code not
+(yet) run. The limit is compared only in loop headers (the targets of
+retreating edges in a depth-first order, so every cycle has one, irreducible
+loops included): only a cycle can run long. So a run may pass the limit by
+up to one trip around a loop before the abort, and a function without loops
+is left untouched. See docs/passes/insn_counter.md.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 
 from epass.errors import EpassError
 from epass.ir.builder import Builder
-from epass.ir.cfg import reverse_postorder
+from epass.ir.cfg import in_cycles, reverse_postorder
 from epass.ir.model import FP, STACK_SIZE, Arg, Atomic, Block, Function, Module, Undef
 from epass.isa.opcodes import AtomicOp, JmpOp
 from epass.passes.registry import Option, Pass, register
@@ -38,7 +40,8 @@ class Plan:
     """What the pass does to one function, decided before any block changes."""
 
     slot: int  # fp offset of the counter
-    sizes: dict[Block, int]  # instructions each original block adds
+    start: int  # the loop-free code's size: what the counter starts at
+    sizes: dict[Block, int]  # instructions each block on a cycle adds when it runs
     headers: frozenset[Block]  # blocks that compare with the limit
 
 
@@ -53,25 +56,29 @@ def loop_headers(func: Function) -> frozenset[Block]:
     return frozenset(s for b in order for s in b.successors if index[s] <= index[b])
 
 
-def plan(func: Function) -> Plan:
+def plan(func: Function) -> Plan | None:
+    """What to insert, or None for a function without loops (it cannot run long)."""
+    headers = loop_headers(func)
+    if not headers:
+        return None
     used = -(-func.frame_size() // 8) * 8  # round up: the counter is an aligned u64
     if used + 8 > STACK_SIZE:
         raise EpassError(f"insn_counter: function {func.name} uses {func.frame_size()} "
                          f"bytes of stack; no room for an 8-byte counter within "
                          f"{STACK_SIZE}")
-    reachable = reverse_postorder(func)
-    return Plan(-(used + 8), {b: block_size(b) for b in reachable}, loop_headers(func))
+    looping, order = in_cycles(func), reverse_postorder(func)
+    start = sum(block_size(b) for b in order if b not in looping)
+    return Plan(-(used + 8), start, {b: block_size(b) for b in order if b in looping}, headers)
 
 
 def instrument(func: Function, p: Plan, limit: int, code: int) -> None:
+    b = Builder(func.entry, 0)
+    # after the arguments are read: they must stay where the calling convention put them
+    while isinstance(func.entry.insts[b.index], Arg | Undef):
+        b.index += 1
+    b.stack_store(p.slot, p.start)
     for block, size in p.sizes.items():
         b = Builder(block, 0)
-        if block is func.entry:
-            # after the arguments are read: they must stay where the calling convention
-            # put them
-            while isinstance(block.insts[b.index], Arg | Undef):
-                b.index += 1
-            b.stack_store(p.slot, 0)
         # an atomic add, not load/add/store: it leaves the slot unknown to the verifier
         # (STACK_MISC), so paths of different lengths still look alike to state pruning
         b.insert(Atomic(AtomicOp.ADD, 8, p.slot, [FP, b.mov(size)], None))
@@ -89,7 +96,8 @@ def run(module: Module, options: dict[str, int]) -> None:
         raise EpassError(f"insn_counter: code must fit in 32 signed bits, got {code}")
     plans = [(f, plan(f)) for f in module.functions]  # all errors before any change
     for func, p in plans:
-        instrument(func, p, limit, code)
+        if p is not None:
+            instrument(func, p, limit, code)
 
 
 register(Pass(
