@@ -267,6 +267,39 @@ PROGS: tuple[Prog, ...] = (
         "interpreter, so the suites comparing the two on generated packets cannot use it "
         "(tests/test_pass_msan.py runs it on chosen packets)",
     ),
+    Prog(
+        "helper_flags",
+        "accept",
+        (("helper_flags", "xdp"),),
+        "XDP: bpf_map_update_elem flags from the packet (-EINVAL ignored): "
+        "helper_validation's target",
+        test_run=True,
+        sample_retval=(("helper_flags", XDP_PASS),),
+        maps=("last_len",),
+    ),
+    Prog(
+        "oob_index",
+        "accept",
+        (("oob_index", "xdp"),),
+        "XDP: masked packet indices run past a global array and a stack array (asan's target)",
+        test_run=True,
+        sample_retval=(("oob_index", 37),),
+        data_sections=(".data",),
+        notes="i = data[0] & 7 indexes table[4] in .data, j = data[1] & 7 buf[4] on the "
+        "stack; from 4 on they reach the next variable, inside the region the verifier checks",
+    ),
+    Prog(
+        "rv_maybe_null",
+        "accept",
+        (("rv_maybe_null", "xdp"),),
+        "XDP: a maybe-NULL lookup result copied into a helper argument before its NULL "
+        "check, then a variable index (runtime_validation's target)",
+        test_run=True,
+        sample_retval=(("rv_maybe_null", XDP_TX),),
+        maps=("rv_recs",),
+        notes="key data[0] in an array of 4 (else NULL: XDP_DROP); bpf_probe_read_kernel "
+        "takes the pointer before the check (NULL makes it fail); slots[data[1] & 7]",
+    ),
     # --- tc --------------------------------------------------------------
     Prog(
         "tc_skb_fields",

@@ -9,10 +9,11 @@ the value) for numbers, `int *key` (a pointer to the key type) for types.
 from __future__ import annotations
 
 import struct
+from dataclasses import replace
 
 from epass.errors import ObjectError
 from epass.obj.btf import Btf, BtfArray, BtfDatasec, BtfKind, BtfRef, BtfStruct, BtfVar
-from epass.obj.model import MapDef, MapOrigin
+from epass.obj.model import DataVar, MapDef, MapOrigin
 from epass.uapi import BPF_F_MMAPABLE, BPF_F_RDONLY_PROG, MapType
 
 # members given as `int (*name)[N]`
@@ -155,3 +156,15 @@ def data_map(name: str, size: int, contents: bytes | None, btf: Btf | None) -> M
         initial=contents,
         readonly=readonly,
     )
+
+
+def with_vars(m: MapDef, btf: Btf | None) -> MapDef:
+    """A global-data map with its DATASEC's variables; `btf` must be fixed up (offsets
+    filled in, as libbpf does), else every global variable is at offset 0."""
+    if m.origin != MapOrigin.DATA or btf is None or not m.btf_value_type_id:
+        return m
+    sec = btf.type(m.btf_value_type_id)
+    if not isinstance(sec, BtfDatasec):
+        return m
+    return replace(m, vars=tuple(DataVar(btf.name_of(v.type_id), v.offset, v.size)
+                                 for v in sorted(sec.vars, key=lambda v: v.offset)))

@@ -26,6 +26,15 @@ class MapOrigin(Enum):
 
 
 @dataclass(frozen=True)
+class DataVar:
+    """A variable of a global-data section: where it sits in the map's value (fixed-up BTF)."""
+
+    name: str
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True)
 class MapDef:
     """A map the object needs, with what MAP_CREATE takes."""
 
@@ -44,6 +53,8 @@ class MapDef:
     numa_node: int = 0  # with BPF_F_NUMA_NODE in flags
     initial: bytes | None = None  # global data: the section's contents (None for .bss)
     readonly: bool = False  # .rodata: frozen after it is filled
+    # global data: the section's variables by offset, from its DATASEC (for the asan pass)
+    vars: tuple[DataVar, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,7 @@ class _Reader:
         programs = self._programs(functions)
         self._aborts(programs)
         btf_raw = self._fixed_btf()
+        maps = [mapdefs.with_vars(m, self.btf) for m in maps]  # offsets need the fixed BTF
         return BpfObject(
             path=self.path,
             license=license,
