@@ -44,17 +44,20 @@ class FaultWitness:
 
 
 def find_fault(insns: list[Insn], inputs: ProofInputs, *, timeout: float = 30.0,
-               unroll: int = DEFAULT_UNROLL) -> FaultWitness | None:
-    """An input on which the program makes an access outside its region, or None."""
+               unroll: int = DEFAULT_UNROLL,
+               max_total_steps: int = MAX_TOTAL_STEPS) -> FaultWitness | None:
+    """An input on which the program makes an access outside its region, or None.
+    `max_total_steps` bounds the symbolic run over all paths (past it: UnknownAnswer)."""
     env = SymbolicEnv(prog_type=inputs.prog_type, packet_len=inputs.packet_len,
                       maps=inputs.maps, max_steps=unroll * len(insns),
-                      max_total_steps=MAX_TOTAL_STEPS, strict_helpers=True)
+                      max_total_steps=max_total_steps, strict_helpers=True)
     try:
         result = run_symbolic(insns, env)
     except (st.Unsupported, MemoryFault) as e:
         raise UnknownAnswer(str(e)) from None
     if not result.complete:
-        raise UnknownAnswer(f"a path runs past the unroll bound ({unroll})")
+        raise UnknownAnswer(f"a path runs past the unroll bound ({unroll}) or the paths "
+                            f"past {max_total_steps} steps in all")
     checks = _Checks(result, result, inputs, timeout)
     # the prover's solver assumes the verifier kept faulting inputs away: not here
     checks.solver = z3.Solver()

@@ -1,0 +1,64 @@
+"""Where the verifier stopped: the rejected instruction in a freshly lifted IR, with the
+verifier's error and its state there. What every strategy works from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from epass.ir import model as ir
+from epass.ir.lift import lift_program
+from epass.isa import Insn, slot_indices
+from epass.kernel.verifier_log import VerifierError
+from epass.kernel.vimap import RegState, VerifierState, VIMap
+from epass.obj.model import BpfObject, Program
+
+
+@dataclass
+class Site:
+    obj: BpfObject
+    program: Program  # the program the verifier rejected (this round's)
+    module: ir.Module  # lifted from it; a strategy edits this one
+    inst: ir.Inst  # the rejected instruction in `module`
+    insn: Insn  # ... and in bytecode
+    error: VerifierError
+    vimap: VIMap  # of this round's verification
+
+    @property
+    def state(self) -> VerifierState | None:
+        """The verifier's state before the rejected instruction on the failing path (its
+        last visit)."""
+        states = self.vimap.states(self.error.insn) if self.error.insn is not None else []
+        return states[-1] if states else None
+
+    def reg(self, n: int) -> RegState | None:
+        state = self.state
+        return state.regs.get(n) if state is not None else None
+
+    def reg_at(self, inst: ir.Inst, n: int) -> RegState | None:
+        """Register `n` before another instruction of this program, on its last visit."""
+        if inst.origin is None:
+            return None
+        regs = self.vimap.reg_at(inst.origin, n)
+        return regs[-1] if regs else None
+
+    def bytecode(self, inst: ir.Inst) -> Insn | None:
+        """The bytecode instruction `inst` was lifted from."""
+        if inst.origin is None:
+            return None
+        slots = slot_indices(self.program.insns)
+        return self.program.insns[slots.index(inst.origin)] if inst.origin in slots else None
+
+
+def make_site(obj: BpfObject, program: Program, error: VerifierError,
+              vimap: VIMap) -> Site | None:
+    """Lift `program` and find the instruction the error names; None when it names none."""
+    if error.insn is None:
+        return None
+    module = lift_program(program, obj.maps)
+    inst = next((i for f in module.functions for i in f.instructions()
+                 if i.origin == error.insn and not isinstance(i, ir.Arg | ir.Undef)), None)
+    slots = slot_indices(program.insns)
+    if inst is None or error.insn not in slots:
+        return None
+    return Site(obj, program, module, inst, program.insns[slots.index(error.insn)], error,
+                vimap)
