@@ -153,18 +153,22 @@ def _repair(obj: BpfObject, program: Program, loaded: LoadedObject,
         result.status = "true_bug"
         return result
     current = program
+
+    def verify(p: Program) -> ProgramLoad:
+        return loaded.load_program(p, log_level=2)
+
     for number in range(1, opts.max_rounds + 1):
         rnd = Round(number, error)
         result.rounds.append(rnd)
         vimap = build_vimap(load.log)
         kept = None
         for strategy in for_class(error.error_class):
-            site = make_site(obj, current, error, vimap)
+            site = make_site(obj, current, error, vimap, verify)
             if site is None:
                 rnd.tried.append(f"{strategy.name}: the error names no instruction")
                 break
             for candidate in strategy.propose(site):
-                fresh = make_site(obj, current, error, vimap)
+                fresh = make_site(obj, current, error, vimap, verify)
                 assert fresh is not None
                 try:
                     candidate.apply(fresh)

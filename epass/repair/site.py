@@ -3,11 +3,13 @@ verifier's error and its state there. What every strategy works from."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from epass.ir import model as ir
 from epass.ir.lift import lift_program
 from epass.isa import Insn, slot_indices
+from epass.kernel.loader import ProgramLoad
 from epass.kernel.verifier_log import VerifierError
 from epass.kernel.vimap import RegState, VerifierState, VIMap
 from epass.obj.model import BpfObject, Program
@@ -22,6 +24,9 @@ class Site:
     insn: Insn  # ... and in bytecode
     error: VerifierError
     vimap: VIMap  # of this round's verification
+    # submit a program (compiled from a module like this one) to the verifier, log level
+    # 2: for strategies that must see how the verifier fares with a trial rewrite
+    verify: Callable[[Program], ProgramLoad] | None = None
 
     @property
     def state(self) -> VerifierState | None:
@@ -49,8 +54,8 @@ class Site:
         return self.program.insns[slots.index(inst.origin)] if inst.origin in slots else None
 
 
-def make_site(obj: BpfObject, program: Program, error: VerifierError,
-              vimap: VIMap) -> Site | None:
+def make_site(obj: BpfObject, program: Program, error: VerifierError, vimap: VIMap,
+              verify: Callable[[Program], ProgramLoad] | None = None) -> Site | None:
     """Lift `program` and find the instruction the error names; None when it names none."""
     if error.insn is None:
         return None
@@ -61,4 +66,4 @@ def make_site(obj: BpfObject, program: Program, error: VerifierError,
     if inst is None or error.insn not in slots:
         return None
     return Site(obj, program, module, inst, program.insns[slots.index(error.insn)], error,
-                vimap)
+                vimap, verify)

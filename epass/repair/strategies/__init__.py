@@ -38,7 +38,15 @@ def register(s: Strategy) -> Strategy:
 
 
 def load_all() -> None:
-    from epass.repair.strategies import bounds, packet_recheck  # noqa: F401
+    from epass.repair.strategies import (  # noqa: F401
+        alignment,
+        bounds,
+        loops,
+        lost_bounds,
+        packet_recheck,
+        provenance,
+        stack_depth,
+    )
 
 
 def for_class(error_class: ErrorClass) -> list[Strategy]:
