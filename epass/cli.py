@@ -268,6 +268,70 @@ def prove_cmd(original: str, transformed: str, section: str | None, timeout: flo
     sys.exit(exit_code(report))
 
 
+@cli.command(name="repair", short_help="Make the kernel accept a falsely rejected program.")
+@click.argument("obj", metavar="PROG.o", type=click.Path())
+@click.option("--output", "-o", metavar="OUT.o", default=None,
+              help="Write the repaired object here (only when every program loads).")
+@section_option
+@click.option("--max-rounds", type=click.IntRange(min=1), default=10, show_default=True,
+              metavar="N", help="Give up after N rewrites.")
+@click.option("--allow-guards", is_flag=True,
+              help="Also accept rewrites whose checks may fire (REFINES): the program then "
+                   "aborts on inputs where it would have been unsafe.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              metavar="SEC", help="Time for each Z3 question.")
+@click.option("--unroll", type=click.IntRange(min=1), default=32, show_default=True,
+              metavar="N", help="Follow loops in proofs until an instruction ran N times.")
+@json_option
+def repair_cmd(obj: str, output: str | None, section: str | None, max_rounds: int,
+               allow_guards: bool, timeout: float, unroll: int, as_json: bool) -> None:
+    """Repair programs the running kernel's verifier rejects although they are safe.
+
+    Round by round: the verifier's error and its class, the strategy and the
+    instructions it changed, the proof that the program still behaves the same
+    (Z3, against the original), and the verifier's verdict. Before any rewrite Z3
+    checks that no input makes the original leave its memory regions; if one does,
+    that input is shown and nothing is repaired (a true bug). Exit 0 repaired or
+    already accepted, 1 not repaired, 3 proof unknown, 2 bad input.
+    """
+    from epass.commands.repair import exit_code, render_repair, repair_report
+    from epass.commands.select import select_programs
+    from epass.obj.reader import read_object
+    from epass.repair import Options
+
+    bpf_obj = read_object(obj)
+    options = Options(max_rounds=max_rounds, allow_guards=allow_guards, timeout=timeout,
+                      unroll=unroll)
+    report = repair_report(bpf_obj, select_programs(bpf_obj, section), output, options)
+    _emit(report, as_json, render_repair)
+    sys.exit(exit_code(report))
+
+
+@cli.group()
+def corpus() -> None:
+    """Work with a corpus of rejected programs (corpus/README.md)."""
+
+
+@corpus.command(name="run")
+@click.argument("directory", metavar="[DIR]", default="corpus", type=click.Path())
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              metavar="SEC", help="Time for each Z3 question.")
+@json_option
+def corpus_run(directory: str, timeout: float, as_json: bool) -> None:
+    """Repair every case under DIR (default: ./corpus) and print a table: case,
+    family, whether this kernel rejects it, the outcome, the proof, rounds and time,
+    with a summary line. Exit 0 when every false rejection the kernel rejects was
+    repaired and proven and no true bug was turned into an accepted program.
+    """
+    from epass.commands.corpus import corpus_report, exit_code, render_corpus
+    from epass.repair import Options
+
+    report = corpus_report(directory, Options(timeout=timeout),
+                           progress=not as_json and sys.stderr.isatty())
+    _emit(report, as_json, render_corpus)
+    sys.exit(exit_code(report))
+
+
 cli.add_command(passes_cmd)
 
 

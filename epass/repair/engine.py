@@ -56,6 +56,7 @@ class Round:
     proof: ProofResult | None = None
     accepted: bool = False  # the verifier's verdict on this round's result
     tried: list[str] = field(default_factory=list)  # candidates that did not help, and why
+    program: Program | None = None  # the program this round produced
 
 
 @dataclass
@@ -162,6 +163,7 @@ def _repair(obj: BpfObject, program: Program, loaded: LoadedObject,
         result.rounds.append(rnd)
         vimap = build_vimap(load.log)
         kept = None
+        undecided = False  # a candidate the verifier liked, but Z3 could not decide
         for strategy in for_class(error.error_class):
             site = make_site(obj, current, error, vimap, verify)
             if site is None:
@@ -185,6 +187,7 @@ def _repair(obj: BpfObject, program: Program, loaded: LoadedObject,
                 proof = prove(original, proof_insns(obj, new), inputs, timeout=opts.timeout,
                               unroll=opts.unroll, aborts=new.aborts)
                 if not _proven(proof, opts):
+                    undecided |= proof.verdict == Verdict.UNKNOWN
                     rnd.tried.append(f"{strategy.name}: {candidate.description}: proof "
                                      f"{proof.verdict.value}: {proof.reason}")
                     continue
@@ -193,10 +196,11 @@ def _repair(obj: BpfObject, program: Program, loaded: LoadedObject,
             if kept is not None:
                 break
         if kept is None:
-            result.status = "no_strategy"
+            result.status = "proof_unknown" if undecided else "no_strategy"
             return result
         rnd.strategy, rnd.candidate, new, load, new_error, rnd.proof = kept
         rnd.changes = changes(current, new)
+        rnd.program = new
         rnd.accepted = new_error is None
         current = result.program = new
         if rnd.accepted:
