@@ -24,13 +24,13 @@ from dataclasses import dataclass, field, replace
 
 from epass.codegen import compile_module
 from epass.commands.run import interpreter_inputs
+from epass.commands.verify import LOG_TAIL
 from epass.errors import EpassError
 from epass.isa import LoadImm64, PseudoKind, format_insn, slot_indices
 from epass.kernel.loader import LoadedObject, ProgramLoad, open_object
 from epass.kernel.verifier_log import VerifierError, parse_log
-from epass.kernel.vimap import build_vimap
 from epass.obj.model import BpfObject, Program
-from epass.repair.site import make_site
+from epass.repair.site import Facts, make_site
 from epass.repair.strategies import for_class
 from epass.smt import ProofInputs, ProofResult, UnknownAnswer, Verdict, prove
 from epass.smt.safety import FaultWitness, find_fault
@@ -110,7 +110,8 @@ def changes(before: Program, after: Program) -> list[Change]:
 
 
 def _error(load: ProgramLoad) -> VerifierError:
-    parsed = parse_log(load.log)
+    # the error block is at the end; a log that hit the instruction limit is huge
+    parsed = parse_log(load.log[-LOG_TAIL:])
     if parsed.error is not None:
         return parsed.error
     from epass.kernel.verifier_log import ErrorClass
@@ -161,16 +162,16 @@ def _repair(obj: BpfObject, program: Program, loaded: LoadedObject,
     for number in range(1, opts.max_rounds + 1):
         rnd = Round(number, error)
         result.rounds.append(rnd)
-        vimap = build_vimap(load.log)
+        facts = Facts(load.log)
         kept = None
         undecided = False  # a candidate the verifier liked, but Z3 could not decide
         for strategy in for_class(error.error_class):
-            site = make_site(obj, current, error, vimap, verify)
+            site = make_site(obj, current, error, facts, verify)
             if site is None:
                 rnd.tried.append(f"{strategy.name}: the error names no instruction")
                 break
             for candidate in strategy.propose(site):
-                fresh = make_site(obj, current, error, vimap, verify)
+                fresh = make_site(obj, current, error, facts, verify)
                 assert fresh is not None
                 try:
                     candidate.apply(fresh)

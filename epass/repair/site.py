@@ -5,14 +5,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 from epass.ir import model as ir
 from epass.ir.lift import lift_program
 from epass.isa import Insn, slot_indices
 from epass.kernel.loader import ProgramLoad
 from epass.kernel.verifier_log import VerifierError
-from epass.kernel.vimap import RegState, VerifierState, VIMap
+from epass.kernel.vimap import RegState, VerifierState, VIMap, build_vimap
 from epass.obj.model import BpfObject, Program
+
+
+class Facts:
+    """A verification's log, and its VI map built the first time a strategy asks: the
+    log of a program that ran into the instruction limit has millions of lines."""
+
+    def __init__(self, log: str) -> None:
+        self.log = log
+
+    @cached_property
+    def vimap(self) -> VIMap:
+        return build_vimap(self.log)
 
 
 @dataclass
@@ -23,10 +36,14 @@ class Site:
     inst: ir.Inst  # the rejected instruction in `module`
     insn: Insn  # ... and in bytecode
     error: VerifierError
-    vimap: VIMap  # of this round's verification
+    facts: Facts  # of this round's verification
     # submit a program (compiled from a module like this one) to the verifier, log level
     # 2: for strategies that must see how the verifier fares with a trial rewrite
     verify: Callable[[Program], ProgramLoad] | None = None
+
+    @property
+    def vimap(self) -> VIMap:
+        return self.facts.vimap
 
     @property
     def state(self) -> VerifierState | None:
@@ -54,7 +71,7 @@ class Site:
         return self.program.insns[slots.index(inst.origin)] if inst.origin in slots else None
 
 
-def make_site(obj: BpfObject, program: Program, error: VerifierError, vimap: VIMap,
+def make_site(obj: BpfObject, program: Program, error: VerifierError, facts: Facts,
               verify: Callable[[Program], ProgramLoad] | None = None) -> Site | None:
     """Lift `program` and find the instruction the error names; None when it names none."""
     if error.insn is None:
@@ -66,4 +83,4 @@ def make_site(obj: BpfObject, program: Program, error: VerifierError, vimap: VIM
     if inst is None or error.insn not in slots:
         return None
     return Site(obj, program, module, inst, program.insns[slots.index(error.insn)], error,
-                vimap, verify)
+                facts, verify)
