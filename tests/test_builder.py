@@ -139,7 +139,8 @@ def test_builder_inserts_in_program_order_and_splits():
 
 
 @pytest.mark.parametrize(("spec", "message"), [
-    ("nope", "-p: unknown pass 'nope' (passes: div_by_zero, insn_counter, msan)"),
+    ("nope", "-p: unknown pass 'nope' (passes: asan, const_fold, dce, div_by_zero, "
+             "helper_validation, insn_counter, msan, rce, runtime_validation, zext)"),
     ("div_by_zero(size=3)", "-p: pass div_by_zero has no option 'size' (options: code)"),
     ("div_by_zero(code=x)", "-p: div_by_zero(code=...) needs an integer, got 'x'"),
     ("div_by_zero(", "-p 'div_by_zero(': cannot read the pass list at 'div_by_zero(' "

@@ -95,7 +95,8 @@ def test_compile_errors_are_one_line(built_progs, tmp_path):
     src = str(built_progs["xdp_rewrite", "v3"])
     run = epass("compile", src, "-o", str(tmp_path / "x.o"), "-p", "frobnicate")
     assert (run.code, run.err) == (2, "epass: error: -p: unknown pass 'frobnicate' (passes: "
-                                      "div_by_zero, insn_counter, msan)\n")
+                                      "asan, const_fold, dce, div_by_zero, helper_validation, "
+                                      "insn_counter, msan, rce, runtime_validation, zext)\n")
     missing = tmp_path / "no" / "such" / "dir.o"
     run = epass("compile", src, "-o", str(missing))
     assert (run.code, run.err) == (2, f"epass: error: cannot write {missing}: No such file or "

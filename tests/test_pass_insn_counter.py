@@ -211,11 +211,12 @@ def test_passes_text():
     lines = listed.out.splitlines()
     width = max(len(p["name"]) for p in epass("passes", "--json").json()["passes"])
     assert lines[0].split() == ["name", "kind", "round", "description"]
-    i = lines.index(f"{'div_by_zero'.ljust(width)}  safety  final  abort when a DIV or MOD is "
-                    "about to divide by zero")
+    kind = len("optimization")  # the widest kind
+    i = lines.index(f"{'div_by_zero'.ljust(width)}  {'safety'.ljust(kind)}  final  abort when "
+                    "a DIV or MOD is about to divide by zero")
     assert lines[i + 1] == "    code=0: the return value when the check fires"
-    i = lines.index(f"{'insn_counter'.ljust(width)}  safety  final  count executed "
-                    "instructions per call frame and abort past a limit")
+    i = lines.index(f"{'insn_counter'.ljust(width)}  {'safety'.ljust(kind)}  final  count "
+                    "executed instructions per call frame and abort past a limit")
     assert lines[i + 1:i + 3] == ["    limit=1000000: abort once a frame has run more "
                                   "instructions",
                                   "    code=0: the return value when the limit is passed"]

@@ -486,8 +486,13 @@ def test_zext_removes_known_extensions_and_narrows_the_rest():
 
 # --- every accepted test program ---------------------------------------------------
 
-SPECS = ("const_fold", "dce", "zext", "const_fold,zext,dce")
 BUILDS = [(p.name, cpu) for p in progs.PROGS if p.verdict == "accept" for cpu in p.cpus]
+# each pass alone on the builds where it has work (zext: v2, which has no ALU32), the
+# three together on every build: the gate's time stays a few minutes
+SPEC_CPUS = {"const_fold": ("v3",), "dce": ("v3",), "zext": ("v2",),
+             "const_fold,zext,dce": progs.CPUS}
+CASES = [(spec, name, cpu) for spec, cpus in SPEC_CPUS.items() for name, cpu in BUILDS
+         if cpu in cpus]
 PROVE_UNKNOWN = {"bpf_loop_cb": "helper bpf_loop has no symbolic model yet"}
 
 
@@ -503,8 +508,7 @@ def _compiled(path: str, spec: str) -> list[tuple[list, list]]:
     return out
 
 
-@pytest.mark.parametrize("spec", SPECS)
-@pytest.mark.parametrize(("name", "cpu"), BUILDS)
+@pytest.mark.parametrize(("spec", "name", "cpu"), CASES)
 def test_every_accepted_program_stays_accepted_equivalent_and_no_longer(
         built_progs, bpf_permitted, name, cpu, spec, tmp_path):
     src = str(built_progs[name, cpu])
