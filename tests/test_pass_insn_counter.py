@@ -23,8 +23,9 @@ import progs
 from cli import epass
 
 # insn_loop's blocks: 6 + 5 + 4 instructions before the loop and 5 after it, where the
-# count starts (20); 5 + 4 + 1 per trip, so the header sees 25, 35, 45, 55, ... on trips
-# 1, 2, 3, 4: limit 45 lets 3 trips run, not 4
+# count starts (20); 5 + 4 + 1 per trip. exact=1: the header sees 25, 35, 45, 55, ... on
+# trips 1, 2, 3, 4, so limit 45 lets 3 trips run, not 4. By default the header adds the
+# whole trip (10) at once: 30, 40, 50, ...: limit 45 lets 2 trips run
 LIMIT, CODE = 45, 7
 
 
@@ -43,7 +44,7 @@ def transformed(path: str, spec: str) -> tuple:
 
 def test_a_long_loop_aborts_a_short_one_keeps_its_result(built_progs, bpf_permitted):
     original, counted = transformed(str(built_progs["insn_loop", "v3"]),
-                                    f"insn_counter(limit={LIMIT} code={CODE})")
+                                    f"insn_counter(limit={LIMIT} code={CODE} exact=1)")
     assert len(counted.aborts) == 1  # one loop header, one check
     # trips: 0..3 run to the end (sum 600 or less: XDP_PASS); 4 and more pass the limit,
     # where the original drops (sum over 600)
@@ -60,6 +61,22 @@ def test_a_long_loop_aborts_a_short_one_keeps_its_result(built_progs, bpf_permit
     _, loose = transformed(str(built_progs["insn_loop", "v3"]), "insn_counter")
     for trips in (0, 3, 6, 200):
         assert load_and_run(loose, {}, packet(trips)) == (1 if trips >= 4 else 2)
+
+
+def test_by_default_the_header_adds_the_whole_trip(built_progs, bpf_permitted):
+    original, counted = transformed(str(built_progs["insn_loop", "v3"]),
+                                    f"insn_counter(limit={LIMIT} code={CODE})")
+    _, exact = transformed(str(built_progs["insn_loop", "v3"]),
+                           f"insn_counter(limit={LIMIT} code={CODE} exact=1)")
+    # start and a byte store at entry, load/add/store/compare at the header, the abort
+    assert (len(original.insns), len(counted.insns), len(exact.insns)) == (28, 36, 42)
+    want = {0: (2, 2), 2: (2, 2), 3: (2, CODE), 6: (1, CODE)}
+    for trips, (plain, checked) in want.items():
+        pkt = packet(trips)
+        assert run(counted.insns, Environment(prog_type=ProgType.XDP, packet=pkt)).r0 == \
+            checked, trips
+        assert load_and_run(counted, {}, pkt) == checked, trips
+        assert load_and_run(original, {}, pkt) == plain, trips
 
 
 def test_the_counter_is_per_frame_and_below_the_frame():
@@ -87,8 +104,9 @@ bb2:
     run_passes(module, parse_passes("insn_counter(limit=4 code=9)"), check=True)
     main, sub = module.functions
     assert [str(i) for i in main.instructions()] == before  # no loop: nothing to count
-    init = sub.entry.insts[0]  # below sub's own (empty) frame, from its loop-free code
+    init, hide = sub.entry.insts[:2]  # below sub's own (empty) frame, from its loop-free code
     assert isinstance(init, ir.Store) and (init.off, init.operands[1]) == (-8, 3)
+    assert isinstance(hide, ir.Store) and (hide.size, hide.off, hide.operands[1]) == (1, -1, 0)
     assert [i.operands[1] for i in sub.instructions() if isinstance(i, ir.Branch)
             and i.op.name == "GT"] == [4]
     program = compile_module(module)
@@ -187,7 +205,10 @@ INSN_COUNTER = {"name": "insn_counter", "kind": "safety", "round": "final",
                 "options": [{"name": "limit", "default": 1000000,
                              "help": "abort once a frame has run more instructions"},
                             {"name": "code", "default": 0,
-                             "help": "the return value when the limit is passed"}]}
+                             "help": "the return value when the limit is passed"},
+                            {"name": "exact", "default": 0,
+                             "help": "1: every block in a loop counts as it runs (slower); 0: "
+                                     "each loop header adds the longest trip"}]}
 
 
 def test_passes_json():
@@ -217,15 +238,17 @@ def test_passes_text():
     assert lines[i + 1] == "    code=0: the return value when the check fires"
     i = lines.index(f"{'insn_counter'.ljust(width)}  {'safety'.ljust(kind)}  final  count "
                     "executed instructions per call frame and abort past a limit")
-    assert lines[i + 1:i + 3] == ["    limit=1000000: abort once a frame has run more "
+    assert lines[i + 1:i + 4] == ["    limit=1000000: abort once a frame has run more "
                                   "instructions",
-                                  "    code=0: the return value when the limit is passed"]
+                                  "    code=0: the return value when the limit is passed",
+                                  "    exact=0: 1: every block in a loop counts as it runs "
+                                  "(slower); 0: each loop header adds the longest trip"]
 
 
 @pytest.mark.parametrize(("spec", "message"), [
     ("insn_counter(limit=x)", "-p: insn_counter(limit=...) needs an integer, got 'x'"),
     ("insn_counter(limt=5)", "-p: pass insn_counter has no option 'limt' "
-                             "(options: limit, code)"),
+                             "(options: limit, code, exact)"),
     ("insn_counter(limit=-1)", "insn_counter: limit must be between 0 and 2^63-1, got -1"),
 ])
 def test_bad_options_are_one_line_and_exit_2(built_progs, tmp_path, spec, message):

@@ -371,9 +371,42 @@ def test_dce_removes_a_counter_nothing_reads(built_progs):
     replace(check, ir.Jump(ir.Edge(check.orelse.target)))
     run_passes(module, parse_passes("dce"), check=True)
     cleaned = compile_module(module)
-    # 11 slots: the store of 20, (mov, atomic add) in 3 blocks, load and check, the abort
-    assert (_slots(original), _slots(counted), _slots(cleaned)) == (28, 39, 28)
+    # 8 slots: the start and its top byte at entry, the header's load, add, store and
+    # check, the abort (two); the load/add/store only feeds the slot it reads: dead too
+    assert (_slots(original), _slots(counted), _slots(cleaned)) == (28, 36, 28)
     assert cleaned.insns == original.insns
+
+
+COUNTER = """
+module @m section "xdp"
+func @m args 1 {{
+bb0:
+  %0:r1 = arg 1
+  store u64 [fp - 8], 3
+  jump bb1
+bb1:
+  %1:r2 = load u64 [fp - 8]
+  %2:r2 = add %1, 5
+  store u64 [fp - 8], %2
+  %3:r3 = load u32 [%0]
+  br jgt %3, 7, bb1, bb2
+bb2:
+  {tail}
+}}
+"""
+
+
+@pytest.mark.parametrize(("tail", "kept"), [
+    ("ret 0", False),  # the slot only feeds itself: all of it goes
+    ("%4:r0 = load u64 [fp - 8]\n  ret %4", True),  # read at the end: all of it stays
+])
+def test_dce_and_a_slot_that_feeds_itself(tail, kept):
+    text = COUNTER.format(tail=tail)
+    out = body(optimized(text, "dce"))
+    assert ("  %1:r2 = load u64 [fp - 8]" in out) == kept
+    assert ("  store u64 [fp - 8], 3" in out) == kept
+    assert ("  store u64 [fp - 8], %2" in out) == kept
+    assert "  %3:r3 = load u32 [%0]" in out
 
 
 def test_dce_keeps_a_counter_that_is_checked(built_progs):

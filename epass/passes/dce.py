@@ -86,10 +86,36 @@ def frame_effects(func: Function) -> dict[ir.Inst, tuple[int, int]] | None:
     return out
 
 
+def self_updates(func: Function) -> dict[ir.Inst, set[ir.Inst]]:
+    """Frame loads whose value only reaches, through ALU operations, stores of the same
+    bytes later in the same block: load -> those stores."""
+    out: dict[ir.Inst, set[ir.Inst]] = {}
+    for load in func.instructions():
+        if not isinstance(load, ir.Load) or load.base is not FP or load.result is None:
+            continue
+        stores: set[ir.Inst] = set()
+        frontier, ok = [load.result], True
+        while frontier and ok:
+            for use in frontier.pop().uses:
+                if isinstance(use, ir.Alu) and use.result is not None:
+                    frontier.append(use.result)
+                elif isinstance(use, ir.Store) and use.base is FP and use.block is load.block \
+                        and (use.off, use.size) == (load.off, load.size) and \
+                        use.operands[0] is FP and \
+                        load.block.insts.index(use) > load.block.insts.index(load):
+                    stores.add(use)
+                else:
+                    ok = False
+        if ok and stores:
+            out[load] = stores
+    return out
+
+
 def remove_dead_stores(func: Function) -> bool:
     effects = frame_effects(func)
     if not effects:
         return False
+    updates = self_updates(func)
     order = reverse_postorder(func)
     live_in = dict.fromkeys(order, 0)
 
@@ -97,6 +123,7 @@ def remove_dead_stores(func: Function) -> bool:
         live = 0  # returning ends the frame: nothing is read after the last block
         for s in block.successors:
             live |= live_in[s]
+        kept: set[ir.Inst] = set()
         for inst in reversed(block.insts):
             read, drop = effects.get(inst, (0, 0))
             if drop and not drop & live:
@@ -104,7 +131,10 @@ def remove_dead_stores(func: Function) -> bool:
                     dead.append(inst)
                 continue  # dead: it neither reads nor writes
             if isinstance(inst, ir.Store):
+                kept.add(inst)
                 live &= ~drop  # these bytes are overwritten: earlier stores to them are dead
+            if inst in updates and not updates[inst] & kept:
+                continue  # its value only feeds dead stores of its own bytes
             live |= read
         return live
 
