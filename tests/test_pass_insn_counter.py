@@ -190,7 +190,7 @@ def test_prove_shows_when_the_abort_fires(built_progs, tmp_path):
     assert p["verdict"] == "refines"
     (site,) = p["aborts"]
     assert site["fires"] is True and site["original_unsafe"] == "never"
-    assert bytes.fromhex(site["packet"])[0] >= 4  # four trips or more
+    assert bytes.fromhex(site["packet"])[0] >= 3  # three trips or more (30, 40, 50 > 45)
 
 
 # --- epass passes -------------------------------------------------------------------
