@@ -138,7 +138,7 @@ def repair(obj: BpfObject, program: Program, options: Options | None = None) -> 
 
 def _repair(obj: BpfObject, program: Program, loaded: LoadedObject,
             opts: Options) -> RepairResult:
-    load = loaded.load_program(program, log_level=2)
+    load = _load(loaded, program)
     if load.accepted:
         return RepairResult("already_accepted", program)
     error = _error(load)
@@ -179,7 +179,7 @@ def _repair(obj: BpfObject, program: Program, loaded: LoadedObject,
                 except EpassError as e:
                     rnd.tried.append(f"{strategy.name}: {candidate.description}: {e.line()}")
                     continue
-                new_load = loaded.load_program(new, log_level=2)
+                new_load = _load(loaded, new)
                 new_error = None if new_load.accepted else _error(new_load)
                 if new_error is not None and _same_failure(error, new_error, current, new):
                     rnd.tried.append(f"{strategy.name}: {candidate.description}: the verifier "
@@ -211,6 +211,20 @@ def _repair(obj: BpfObject, program: Program, loaded: LoadedObject,
         error = new_error
     result.status = "max_rounds"
     return result
+
+
+TRACE_LIMIT = 200_000  # processed instructions past which no level-2 trace is asked for
+
+
+def _load(loaded: LoadedObject, p: Program) -> ProgramLoad:
+    """The verifier's verdict, with the level-2 trace (the VI map's source) only when its
+    walk was short: a walk to the 1M-instruction limit prints gigabytes at level 2. The
+    statistics-only load is cheap; the error message is in its log too."""
+    quick = loaded.load_program(p, log_level=0)
+    processed = parse_log(quick.log).processed_insns
+    if quick.accepted or (processed is not None and processed > TRACE_LIMIT):
+        return quick
+    return loaded.load_program(p, log_level=2)
 
 
 def _proven(proof: ProofResult, opts: Options) -> bool:

@@ -11,9 +11,13 @@ from epass.ir import model as ir
 from epass.ir.lift import lift_program
 from epass.isa import Insn, slot_indices
 from epass.kernel.loader import ProgramLoad
-from epass.kernel.verifier_log import VerifierError
+from epass.kernel.verifier_log import ErrorClass, VerifierError
 from epass.kernel.vimap import RegState, VerifierState, VIMap, build_vimap
 from epass.obj.model import BpfObject, Program
+
+# errors no instruction is to blame for (a level-0 log of a walk that hit the instruction
+# limit does not name the last one either)
+WHOLE_PROGRAM = frozenset({ErrorClass.PROGRAM_TOO_LARGE, ErrorClass.STACK_TOO_LARGE})
 
 
 class Facts:
@@ -73,14 +77,18 @@ class Site:
 
 def make_site(obj: BpfObject, program: Program, error: VerifierError, facts: Facts,
               verify: Callable[[Program], ProgramLoad] | None = None) -> Site | None:
-    """Lift `program` and find the instruction the error names; None when it names none."""
-    if error.insn is None:
+    """Lift `program` and find the instruction the error names; None when it names none.
+    Errors about the whole program (its size, its stack) get the first instruction."""
+    where = error.insn
+    if where is None and error.error_class in WHOLE_PROGRAM:
+        where = 0
+    if where is None:
         return None
     module = lift_program(program, obj.maps)
     inst = next((i for f in module.functions for i in f.instructions()
-                 if i.origin == error.insn and not isinstance(i, ir.Arg | ir.Undef)), None)
+                 if i.origin == where and not isinstance(i, ir.Arg | ir.Undef)), None)
     slots = slot_indices(program.insns)
-    if inst is None or error.insn not in slots:
+    if inst is None or where not in slots:
         return None
-    return Site(obj, program, module, inst, program.insns[slots.index(error.insn)], error,
+    return Site(obj, program, module, inst, program.insns[slots.index(where)], error,
                 facts, verify)

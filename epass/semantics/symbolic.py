@@ -24,6 +24,7 @@ from epass.isa import (
     HELPER_IDS,
     Alu,
     AluOp,
+    CallKind,
     CallReg,
     Insn,
     LoadImm64,
@@ -31,6 +32,7 @@ from epass.isa import (
     helper_name,
     slot_count,
 )
+from epass.isa import Call as CallInsn
 from epass.isa.helpers import helper_arg_count
 from epass.semantics import step as st
 from epass.semantics.addresses import HASH_AREA_SHIFT, Addresses
@@ -52,10 +54,19 @@ from epass.semantics.memory import (
     Memory,
     MemoryFault,
 )
-from epass.semantics.symbolic_helpers import LINUX_MODELS
+from epass.semantics.symbolic_helpers import (
+    BPF_LOOP,
+    LINUX_MODELS,
+    LoopFrame,
+    loop_call,
+    loop_return,
+)
 from epass.uapi import ProgType
 
 MAX_CALL_FRAMES = 8
+# deeper chains than the kernel allows are modelled too (their frames' spans are added on
+# first use): a program rejected for its call depth can be compared with its repair
+MODELLED_FRAMES = 16
 # helpers that read no memory the program can see and write none: an uninterpreted
 # function of their arguments is exact for them
 PURE_HELPERS = frozenset(HELPER_IDS[n] for n in (
@@ -159,7 +170,8 @@ class PathState:
     mem: Any  # z3 Array(BitVec 64, BitVec 8)
     cond: Any  # z3 Bool: the path condition
     pc: int
-    frames: tuple[tuple[int, tuple[Any, ...]], ...] = ()  # (return slot, saved r6-r10)
+    # (return slot, saved r6-r10[, the LoopFrame of a bpf_loop callback])
+    frames: tuple[tuple[Any, ...], ...] = ()
     steps: int = 0
     fault: Any = field(default_factory=lambda: z3.BoolVal(False))
     calls: int = 0
@@ -191,6 +203,9 @@ class SymbolicResult:
     written: list[tuple[Any, int | None]] = field(default_factory=list)
     choices: list[Any] = field(default_factory=list)  # free choices replays take as false
     start: Any = None  # the memory every path starts from (initial_memory(memory0))
+    # conditions of the paths a bound cut off (their prefix so far): when none can hold,
+    # the finished paths cover every input although `complete` is False
+    unfinished: list[Any] = field(default_factory=list)
 
 
 HelperModel = Callable[["SymbolicMachine", int], Any]
@@ -612,10 +627,12 @@ def run_symbolic(insns: list[Insn], env: SymbolicEnv | None = None, *,
     div_zero: Any = z3.BoolVal(False)
     fault = z3.BoolVal(False)
     complete = True
+    unfinished: list[Any] = []
     total = 0
     while todo:
         if total > env.max_total_steps:
             complete = False
+            unfinished += [s.cond for s in todo]
             break
         state = todo.pop()
         machine.state = state
@@ -624,6 +641,7 @@ def run_symbolic(insns: list[Insn], env: SymbolicEnv | None = None, *,
         fault = z3.Or(fault, state.fault)
         if outcome is None:
             complete = False
+            unfinished.append(state.cond)
             continue
         div_zero = z3.Or(div_zero, state.div_zero)
         if outcome:
@@ -652,7 +670,7 @@ def run_symbolic(insns: list[Insn], env: SymbolicEnv | None = None, *,
     return SymbolicResult(z3.simplify(r0), mem, z3.simplify(fault), len(finished), complete,
                           mem0, packet_len, data_end, ends, z3.simplify(div_zero),
                           machine.observed, areas, machine.keys, written,
-                          list(machine.choices.values()), start)
+                          list(machine.choices.values()), start, unfinished)
 
 
 def _packet_bounds(packet_len: Any) -> Any:
@@ -696,6 +714,10 @@ def _run_path(m: SymbolicMachine, code: dict[int, Insn], todo: list[PathState],
             continue
         if s.pc == m.observe:
             m.observed.append(replace(s))
+        if isinstance(insn, CallInsn) and insn.kind == CallKind.HELPER and insn.imm == BPF_LOOP \
+                and BPF_LOOP in m.helpers:
+            loop_call(m, s.pc, code)  # enters the callback, or returns at once
+            continue
         if isinstance(insn, Alu) and insn.op in _DIVISIONS and insn.src is not None:
             divisor = m.reg(insn.src, s.pc)
             if insn.bits == 32:
@@ -723,8 +745,13 @@ def _run_path(m: SymbolicMachine, code: dict[int, Insn], todo: list[PathState],
             case st.MayGotoOut(fallthrough=fallthrough):
                 s.pc = fallthrough  # the loop budget is far beyond any bound used here
             case st.CallLocal(target=target, ret=ret):
-                if len(s.frames) + 1 >= MAX_CALL_FRAMES:
-                    raise st.Unsupported(f"insn {s.pc}: more than {MAX_CALL_FRAMES} call frames")
+                depth = len(s.frames) + 1
+                if depth >= MODELLED_FRAMES:
+                    raise st.Unsupported(f"insn {s.pc}: more than {MODELLED_FRAMES} call frames")
+                if depth >= MAX_CALL_FRAMES and not any(sp.name == f"stack{depth}"
+                                                        for sp in m.spans):
+                    m.spans.append(Span(f"stack{depth}", STACK_BASE + depth * STACK_STRIDE, 0,
+                                        STACK_SIZE))
                 s.frames = (*s.frames, (ret, s.regs[6:11]))
                 regs = list(s.regs)
                 top = STACK_BASE + len(s.frames) * STACK_STRIDE + STACK_SIZE
@@ -734,6 +761,9 @@ def _run_path(m: SymbolicMachine, code: dict[int, Insn], todo: list[PathState],
             case st.Return():
                 if not s.frames:
                     return True
+                if isinstance(s.frames[-1][-1], LoopFrame):  # a bpf_loop callback returns
+                    loop_return(m)
+                    continue
                 (ret, saved), s.frames = s.frames[-1], s.frames[:-1]
                 regs = list(s.regs)
                 regs[6:11] = saved

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
@@ -65,7 +65,7 @@ from epass.semantics.symbolic import (
     distinct_keys,
     run_symbolic,
 )
-from epass.smt.loops import segments
+from epass.smt.loops import loop_headers, segments
 from epass.smt.replay import replay
 from epass.uapi import ProgType
 
@@ -151,6 +151,14 @@ def prove(original: list[Insn], transformed: list[Insn], inputs: ProofInputs, *,
     paired = ""
     if loops == "pair":
         return _prove_paired(original, transformed, inputs, env, start + timeout, aborts, done)
+    first = None
+    if loops == "auto" and loop_headers(original):
+        # pairing first: when it shows equivalence, the unrolling (which may spend most of
+        # the timeout on paths past the bound) is not needed; a weaker answer waits
+        first = _prove_paired(original, transformed, inputs, env, start + timeout / 2, aborts,
+                              done)
+        if first.verdict == Verdict.EQUIVALENT:
+            return first
     try:
         p = run_symbolic(original, env)
         t = run_symbolic(transformed, env)
@@ -159,14 +167,18 @@ def prove(original: list[Insn], transformed: list[Insn], inputs: ProofInputs, *,
     paths = (p.paths, t.paths)
     if not (p.complete and t.complete):
         if loops == "auto":
-            result = _prove_paired(original, transformed, inputs, env, start + timeout, aborts,
-                                   done)
+            result = first or _prove_paired(original, transformed, inputs, env,
+                                            start + timeout, aborts, done)
             if result.verdict != Verdict.UNKNOWN:
                 return result
             paired = f"; loop pairing: {result.reason}"
-        return done(Verdict.UNKNOWN, "bound",
-                    f"a path runs past the unroll bound ({unroll} times each instruction) "
-                    f"or the paths past {MAX_TOTAL_STEPS} steps in all{paired}", paths)
+        covering = _covering_runs(original, transformed, env, unroll, (p, t), start + timeout)
+        if covering is None:
+            return done(Verdict.UNKNOWN, "bound",
+                        f"a path runs past the unroll bound ({unroll} times each instruction) "
+                        f"or the paths past {MAX_TOTAL_STEPS} steps in all{paired}", paths)
+        p, t = covering
+        paths = (p.paths, t.paths)
     checks = _Checks(p, t, inputs, timeout)
     aborting = _aborting(t, aborts)
     sites = checks.abort_sites(sorted(set(aborts))) if aborts else []
@@ -198,6 +210,51 @@ def prove(original: list[Insn], transformed: list[Insn], inputs: ProofInputs, *,
         return done(Verdict.REFINES, "all", f"{agree} wherever the transformed program does "
                     f"not abort; {len(firing)} abort site(s) can fire", paths, None, sites)
     return done(Verdict.EQUIVALENT, "all", f"{agree} on every input", paths, None, sites)
+
+
+DEEPEN = (4, 6, 8, 12, 16, 24)  # unroll bounds tried below the given one, shallowest first
+DEEPEN_CUT = 100  # cut-off paths past which shallower bounds are not tried (path explosion)
+
+
+def _covering_runs(original: list[Insn], transformed: list[Insn], env: SymbolicEnv,
+                   unroll: int, runs: tuple[SymbolicResult, SymbolicResult],
+                   deadline: float) -> tuple[SymbolicResult, SymbolicResult] | None:
+    """Runs of both programs whose cut-off paths no input takes, or None. Depth-first
+    exploration spends the step budget on the deepest (often infeasible) paths first, so
+    shallower bounds are tried too: the first that covers every real trip count wins. That
+    helps a few long paths (a loop whose end the branch conditions do not show), not many
+    (paths that fork on every trip): then it is not tried."""
+    n = max(len(original), len(transformed))
+    few = len(runs[0].unfinished) + len(runs[1].unfinished) <= DEEPEN_CUT
+    for k in [unroll, *(k for k in DEEPEN if k < unroll and few)]:
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            return None
+        if k != unroll:
+            try:  # a shallower run may reach code the deeper one's step budget did not
+                runs = (run_symbolic(original, replace(env, max_steps=k * n)),
+                        run_symbolic(transformed, replace(env, max_steps=k * n)))
+            except (st.Unsupported, MemoryFault):
+                return None
+        if _cut_off_infeasible(*runs, left / 2):
+            return runs
+    return None
+
+
+def _cut_off_infeasible(p: SymbolicResult, t: SymbolicResult, seconds: float) -> bool:
+    """Whether no input takes a path the bounds cut off (Z3 says their conditions cannot
+    hold): then the finished paths cover every input, as for a complete run. A loop whose
+    branch conditions do not show, term by term, where it ends (`while (n & (n - 1))`)
+    still ends within the bound on every real path."""
+    cut = p.unfinished + t.unfinished
+    if not cut or seconds <= 0:
+        return False
+    solver = z3.Solver()
+    solver.set("timeout", max(1, int(seconds * 1000)))
+    if p.packet_len is not None and not z3.is_bv_value(p.packet_len):
+        solver.add(z3.ULE(ETH_HLEN, p.packet_len), z3.ULE(p.packet_len, MAX_PACKET))
+    solver.add(z3.Not(p.fault), *distinct_keys(p, t))  # as in the checks below
+    return solver.check(z3.Or(*cut)) == z3.unsat
 
 
 def _aborting(t: SymbolicResult, aborts: Sequence[int]) -> list[Any]:
