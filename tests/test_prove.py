@@ -238,7 +238,7 @@ def test_cli_exit_codes_and_json(built_progs, tmp_path):
     run = epass("prove", loops, _mutated_object(read_object(loops), "bpf_loop_cb", "const",
                                                 tmp_path / "k.o"))
     assert run.code == 3 and "UNKNOWN (unsupported)" in run.out
-    assert "helper bpf_loop has no symbolic model yet" in run.out
+    assert "helper bpf_for_each_map_elem has no symbolic model yet" in run.out
     other = str(built_progs["xdp_parse_drop", "v3"])
     run = epass("prove", src, other)
     assert (run.code, run.err) == (2, f"epass: error: {other}: no program named xdp_rewrite in "

@@ -136,7 +136,7 @@ def run_mem(insns: list[Insn], mem: bytes) -> bytearray:
 
 # XDP test programs the Z3 encoding cannot finish yet, and why (asserted, so it stays true)
 SYMBOLIC_GAPS = {
-    "bpf_loop_cb": "helper bpf_loop has no symbolic model yet",
+    "bpf_loop_cb": "helper bpf_for_each_map_elem has no symbolic model yet",
     "loop_bounded": "incomplete",  # its loop unrolls past the work budget
 }
 XDP_PROGS = [p for p in progs.PROGS if p.verdict == "accept" and len(p.programs) == 1

@@ -11,12 +11,15 @@ proof share. So a proof over these models covers every real run.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import z3
 
 from epass.isa import HELPER_IDS
 from epass.semantics import step as st
+from epass.semantics.interp import CODE_BASE
 from epass.semantics.maps import (
     ARRAY_TYPES,
     BPF_EXIST,
@@ -29,7 +32,7 @@ from epass.semantics.maps import (
     HASH_TYPES,
     MapState,
 )
-from epass.semantics.memory import MAP_STRIDE
+from epass.semantics.memory import MAP_STRIDE, STACK_BASE, STACK_SIZE, STACK_STRIDE
 from epass.uapi import MapType
 
 if TYPE_CHECKING:
@@ -175,19 +178,42 @@ def _skb_load_bytes(m: SymbolicMachine, index: int) -> Any:
     """Copy `len` packet bytes from `offset` to `to`; -EFAULT (buffer cleared) past the end.
 
     As the interpreter's model: u32 offset and length, the packet window [data, data_end).
-    The length must be a constant (it is, in every program the verifier accepts with a
-    stack buffer)."""
+    A length that is not a constant (the verifier bounds it) is copied as one array term
+    (below)."""
     if m.packet_len is None:
         raise st.Unsupported(f"insn {index}: bpf_skb_load_bytes without a packet")
-    n = _constant(m, 4, index, "bpf_skb_load_bytes' length") & 0xFFFFFFFF
     offset = m.reg(2, index) & 0xFFFFFFFF
-    dst = m.reg(3, index)
-    ok = z3.ULE(offset + n, m.packet_len)
+    dst = z3.simplify(m.reg(3, index))
+    length = z3.simplify(m.reg(4, index) & 0xFFFFFFFF)
     assert m.state is not None
+    if not z3.is_bv_value(length):
+        return _skb_load_bytes_variable(m, offset, dst, length)
+    n = length.as_long()
+    ok = z3.ULE(offset + n, m.packet_len)
     source = [m.byte(m.data() + offset + i) for i in range(n)]
     for i in range(n):
         byte = z3.If(ok, source[i], z3.BitVecVal(0, 8))
         m.store(dst + i, 1, byte, index)
+    return z3.If(ok, _bv(0), _bv(-EFAULT))
+
+
+def _skb_load_bytes_variable(m: SymbolicMachine, offset: Any, dst: Any, n: Any) -> Any:
+    """The copy as one array term, `mem' = lambda a: if dst <= a < dst + n then (packet byte
+    or 0) else mem[a]`: n is bounded only by the path condition, and byte-wise stores up to
+    a bound make the prover's comparisons quadratic. The prover compares memory where
+    either program wrote; for this write it gets one free address, which stands for all
+    of them (a difference anywhere in the copy is a model for it)."""
+    assert m.state is not None and m.packet_len is not None
+    bad = z3.And(n != 0, z3.Not(m.in_bounds(dst, n)))
+    m.state.fault = z3.simplify(z3.Or(m.state.fault, z3.And(m.state.cond, bad)))
+    ok = z3.ULE(offset + n, m.packet_len)
+    mem = m.state.mem
+    a = z3.BitVec("copied_byte", 64)  # bound by the lambda
+    inside = z3.And(z3.ULE(dst, a), z3.ULT(a - dst, n))
+    byte = z3.If(ok, z3.Select(mem, m.data() + offset + (a - dst)), z3.BitVecVal(0, 8))
+    m.state.mem = z3.Lambda([a], z3.If(inside, byte, z3.Select(mem, a)))
+    anywhere = z3.BitVec("variable_copy_address", 64)  # free: the prover's any address
+    m.written.setdefault(anywhere.get_id(), anywhere)
     return z3.If(ok, _bv(0), _bv(-EFAULT))
 
 
@@ -298,6 +324,116 @@ def _get_current_comm(m: SymbolicMachine, index: int) -> Any:
     return _bv(0)
 
 
+# ---------------------------------------------------------------- bpf_loop
+# Not a helper model: bpf_loop calls back into the program, so the symbolic run
+# (symbolic._run_path) enters the callback as a bpf-to-bpf call whose frame carries a
+# LoopFrame, and calls it again when it returns 0, as the interpreter's bpf_loop does.
+
+BPF_LOOP = HELPER_IDS["bpf_loop"]
+MAX_LOOPS = 1 << 23  # bpf_loop's nr_loops limit
+MAX_FRAMES = 8  # as symbolic.MAX_CALL_FRAMES
+
+
+@dataclass(frozen=True)
+class LoopFrame:
+    """A bpf_loop in progress: the callback's index now, the count, its slot, its ctx."""
+
+    i: int
+    nr: Any  # z3 64-bit term
+    target: int
+    ctx: Any
+
+
+def loop_call(m: SymbolicMachine, index: int, code: Mapping[int, Any]) -> None:
+    """bpf_loop(nr, callback, ctx, flags) at `index`: the call goes into the trace (with
+    the callback as 0: it is compared by what it does, its address moves with the code);
+    then the callback is entered with i = 0, and the call returns at once on paths of
+    their own where nr is 0 or above the limit. A symbolic nr makes the loop fork after
+    each call; the step bound ends paths that run too long, as with any loop."""
+    from epass.semantics.symbolic import Call
+
+    s = m.state
+    assert s is not None
+    nr, fn, ctx, flags = (z3.simplify(m.reg(r, index)) for r in (1, 2, 3, 4))
+    for what, value in (("callback", fn), ("flags", flags)):
+        if not z3.is_bv_value(value):
+            raise st.Unsupported(f"insn {index}: bpf_loop's {what} is not a constant")
+    s.calls += 1
+    s.trace = (*s.trace, Call(BPF_LOOP, (nr, _bv(0), ctx, flags, _bv(0))))
+    saved = s.regs[6:11]
+    if flags.as_long():
+        _leave(s, index + 1, saved, _bv(-EINVAL), pop=False)
+        return
+    # as the interpreter's (the inlined bpf_loop): nr compared on 64 bits
+    for cond, r0 in ((z3.UGT(nr, MAX_LOOPS), _bv(-E2BIG & 0xFFFFFFFF)), (nr == 0, _bv(0))):
+        if not _fork(m, z3.simplify(cond), lambda o, r0=r0: _leave(o, index + 1, saved, r0,
+                                                                     pop=False)):
+            return
+    target = (fn.as_long() - CODE_BASE) // 8
+    if (fn.as_long() - CODE_BASE) % 8 or target not in code:
+        raise st.Unsupported(f"insn {index}: bpf_loop's callback is not a function")
+    if len(s.frames) + 1 >= MAX_FRAMES:
+        raise st.Unsupported(f"insn {index}: more than {MAX_FRAMES} call frames")
+    s.frames = (*s.frames, (index + 1, saved, LoopFrame(0, nr, target, ctx)))
+    _call_back(s)
+
+
+def loop_return(m: SymbolicMachine) -> None:
+    """The callback of the innermost bpf_loop returned: the loop ends with i + 1 where r0
+    is not 0, with nr where i + 1 is nr, and calls the callback again elsewhere."""
+    s = m.state
+    assert s is not None
+    ret, saved, loop = s.frames[-1]
+    stop = z3.simplify(m.reg(0, s.pc) != 0)
+    if not _fork(m, stop, lambda o: _leave(o, ret, saved, _bv(loop.i + 1))):
+        return
+    last = z3.simplify(z3.Not(z3.ULT(loop.i + 1, loop.nr)))
+    if not _fork(m, last, lambda o: _leave(o, ret, saved, loop.nr)):
+        return
+    s.frames = (*s.frames[:-1], (ret, saved, replace(loop, i=loop.i + 1)))
+    regs = list(s.regs)
+    regs[6:10] = saved[:4]  # the interpreter calls each time with the caller's r6-r9
+    s.regs = tuple(regs)
+    _call_back(s)
+
+
+def _fork(m: SymbolicMachine, cond: Any, finish: Any) -> bool:
+    """Where `cond` holds, `finish` the path (a path of its own when it may not hold);
+    False when it always holds (the current path is finished)."""
+    s = m.state
+    assert s is not None
+    if z3.is_true(cond):
+        finish(s)
+        return False
+    if not z3.is_false(cond):
+        other = replace(s, cond=z3.simplify(z3.And(s.cond, cond)))
+        finish(other)
+        m.todo.append(other)
+        s.cond = z3.simplify(z3.And(s.cond, z3.Not(cond)))
+    return True
+
+
+def _call_back(s: Any) -> None:
+    loop = s.frames[-1][2]
+    regs = list(s.regs)
+    regs[1:6] = [_bv(loop.i), loop.ctx, None, None, None]
+    regs[10] = _bv(STACK_BASE + len(s.frames) * STACK_STRIDE + STACK_SIZE)
+    s.regs = tuple(regs)
+    s.pc = loop.target
+
+
+def _leave(s: Any, ret: int, saved: tuple, r0: Any, pop: bool = True) -> None:
+    """Return from bpf_loop with `r0` (from its frame, `pop`)."""
+    if pop:
+        s.frames = s.frames[:-1]
+    regs = list(s.regs)
+    regs[0] = r0
+    regs[1:6] = [None] * 5
+    regs[6:11] = saved
+    s.regs = tuple(regs)
+    s.pc = ret
+
+
 def _no_model(name: str) -> HelperModel:
     def refuse(m: SymbolicMachine, index: int) -> Any:
         raise st.Unsupported(f"insn {index}: helper {name} has no symbolic model yet")
@@ -322,7 +458,7 @@ for _name in ("bpf_probe_read_kernel", "bpf_probe_read_user", "bpf_probe_read"):
 for _name in ("bpf_probe_read_kernel_str", "bpf_probe_read_user_str", "bpf_probe_read_str"):
     LINUX_MODELS[HELPER_IDS[_name]] = _probe_read_str
 # helpers that move the packet or call back into the program: an uninterpreted result
-# would be wrong
+# would be wrong (bpf_loop: only through callx; symbolic._run_path runs the call itself)
 for _name in ("bpf_xdp_adjust_head", "bpf_xdp_adjust_tail", "bpf_loop",
               "bpf_for_each_map_elem"):
     LINUX_MODELS[HELPER_IDS[_name]] = _no_model(_name)

@@ -37,12 +37,13 @@ def _const_step(inst: ir.Inst | ir.Block | None) -> tuple[ir.Value, int] | None:
     return None
 
 
-def pointer_add(site: Site) -> tuple[ir.Alu, int, int] | None:
-    """The `ptr += scalar` the rejected instruction depends on: (the add, the index of
-    the scalar operand, the pointer's register there)."""
-    inst: ir.Inst | ir.Block | None = site.inst
+def pointer_add(site: Site, start: ir.Value | None = None) -> tuple[ir.Alu, int, int] | None:
+    """The `ptr += scalar` the rejected instruction (or the pointer `start`) depends on:
+    (the add, the index of the scalar operand, the pointer's register there)."""
+    inst: ir.Inst | ir.Block | None = site.inst if start is None else start.definition
     if isinstance(inst, ACCESSES):
         inst = inst.base.definition if isinstance(inst.base, ir.Value) else None
+    if inst is not site.inst:
         while (step := _const_step(inst)) is not None:
             inst = step[0].definition
     if not (isinstance(inst, ir.Alu) and inst.bits == 64 and inst.op == AluOp.ADD and
