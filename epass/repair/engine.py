@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import difflib
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from epass.codegen import compile_module
 from epass.commands.run import interpreter_inputs
 from epass.commands.verify import LOG_TAIL
 from epass.errors import EpassError
-from epass.isa import LoadImm64, PseudoKind, format_insn, slot_indices
+from epass.isa import format_insn, slot_indices
 from epass.kernel.loader import LoadedObject, ProgramLoad, open_object
 from epass.kernel.verifier_log import VerifierError, parse_log
 from epass.obj.model import BpfObject, Program
@@ -85,16 +85,7 @@ class Options:
 
 def proof_insns(obj: BpfObject, program: Program) -> list:
     """Bytecode as the semantics takes it: map references as indices into obj.maps."""
-    index = {m.name: i for i, m in enumerate(obj.maps)}
-    insns = list(program.insns)
-    position = {slot: pos for pos, slot in enumerate(slot_indices(insns))}
-    for ref in program.map_refs:
-        pos = position[ref.insn]
-        insn = insns[pos]
-        assert isinstance(insn, LoadImm64)
-        kind = PseudoKind.MAP_IDX_VALUE if ref.value else PseudoKind.MAP_IDX
-        insns[pos] = replace(insn, imm=index[ref.map], kind=kind, aux=ref.offset)
-    return insns
+    return interpreter_inputs(obj, program)[0]
 
 
 def changes(before: Program, after: Program) -> list[Change]:
