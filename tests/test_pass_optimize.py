@@ -526,7 +526,7 @@ SPEC_CPUS = {"const_fold": ("v3",), "dce": ("v3",), "zext": ("v2",),
              "const_fold,zext,dce": progs.CPUS}
 CASES = [(spec, name, cpu) for spec, cpus in SPEC_CPUS.items() for name, cpu in BUILDS
          if cpu in cpus]
-PROVE_UNKNOWN = {"bpf_loop_cb": "helper bpf_loop has no symbolic model yet"}
+PROVE_UNKNOWN = {"bpf_loop_cb": "helper bpf_for_each_map_elem has no symbolic model yet"}
 
 
 def _compiled(path: str, spec: str) -> list[tuple[list, list]]:
