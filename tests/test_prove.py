@@ -524,3 +524,52 @@ def test_loop_pairing_compares_memory_at_loop_headers():
     same = prove(a, parse_program(LOOP_STORE.format(value=1) + "r0 += 0\n"),
                  ProofInputs(ProgType.XDP), loops="pair")
     assert same.verdict == Verdict.EQUIVALENT
+
+
+# clang's `proto == UDP && dport == 53` as an AND of two flags: r7 is written on one path
+# only, and read on both (the verifier: "R7 !read_ok")
+UNWRITTEN = """
+    r2 = *(u32 *)(r1 +4)
+    r1 = *(u32 *)(r1 +0)
+    r3 = r1
+    r3 += 14
+    r0 = 0
+    if r3 > r2 goto pc+7
+    r6 = 0
+    r3 = *(u8 *)(r1 +0)
+    if r3 != 17 goto pc+2
+    r6 = 1
+    r7 = {flag}
+    r6 &= r7
+    r0 = r6
+    exit
+"""
+
+
+@pytest.mark.parametrize(("flag", "verdict"), [(1, Verdict.EQUIVALENT),
+                                               (2, Verdict.NOT_EQUIVALENT)])
+def test_a_read_of_an_unwritten_register_is_any_value(flag, verdict):
+    """Where the original reads r7 unwritten, the other AND operand is 0: writing r7 = 0 at
+    the start keeps the behaviour. A transformation that changes what r7 holds when it is
+    written does not, and the replay confirms it."""
+    original = _xdp(UNWRITTEN.format(flag=1))
+    repaired = _xdp("r7 = 0\n" + UNWRITTEN.format(flag=flag))
+    result = prove(original, repaired, ProofInputs(ProgType.XDP))
+    assert result.verdict == verdict, result.reason
+    if verdict == Verdict.NOT_EQUIVALENT:
+        assert result.property == "r0" and result.counterexample.confirmed
+        assert (result.counterexample.original["r0"],
+                result.counterexample.transformed["r0"]) == (1, 0)
+
+
+def test_a_result_made_of_an_unwritten_register_is_confirmed_with_the_models_value():
+    """`r0 = r7` with r7 never written returns whatever r7 held: not r0 = 0. The replay
+    gives r7 the value Z3 chose, so the counterexample is confirmed."""
+    result = prove(_xdp("r0 = r7\nexit"), _xdp("r0 = 0\nexit"), ProofInputs(ProgType.XDP))
+    assert (result.verdict, result.property) == (Verdict.NOT_EQUIVALENT, "r0")
+    cex = result.counterexample
+    assert cex.confirmed and cex.original["r0"] != 0 and cex.transformed["r0"] == 0
+    # two reads of one unwritten register see the same value
+    same = prove(_xdp("r0 = r7\nr0 -= r7\nexit"), _xdp("r0 = 0\nexit"),
+                 ProofInputs(ProgType.XDP))
+    assert same.verdict == Verdict.EQUIVALENT

@@ -72,14 +72,17 @@ def parse_stubs(specs: tuple[str, ...] | list[str]) -> dict[str, int]:
 
 
 def interpret(obj: BpfObject, program: Program, packet: bytes,
-              ctx: bytes | None, stubs: dict[str, int] | None = None) -> RunResult:
-    """Run on the interpreter as BPF_PROG_TEST_RUN would run it (see semantics/testrun.py)."""
+              ctx: bytes | None, stubs: dict[str, int] | None = None,
+              unwritten: int | None = None) -> RunResult:
+    """Run on the interpreter as BPF_PROG_TEST_RUN would run it (see semantics/testrun.py).
+    `unwritten`: what a read of a never-written register gives (None: a fault)."""
     insns, maps = interpreter_inputs(obj, program)
     kind = program.kind
     prog_type = kind.prog_type if kind else None
     view = program_input(prog_type, packet, ctx)
     env = Environment(prog_type=prog_type, packet=view.packet, ctx=view.ctx, maps=maps,
-                      stubs={name: (lambda it, index, v=v: v) for name, v in (stubs or {}).items()})
+                      stubs={name: (lambda it, index, v=v: v) for name, v in (stubs or {}).items()},
+                      unwritten_default=unwritten)
     try:
         result = run(insns, env)
     except (st.Unsupported, StepLimit) as e:

@@ -3,7 +3,8 @@
     result = run(insns, Environment(prog_type=ProgType.XDP, packet=b"..."))
 
 Registers hold `Word`s (None until written: reading one is a fault, as the
-verifier's `!read_ok`). bpf-to-bpf calls get their own 512-byte frame;
+verifier's `!read_ok`, unless the environment says what such a read gives,
+`Environment.unwritten`). bpf-to-bpf calls get their own 512-byte frame;
 r6-r9 and r10 are restored on return and r1-r5 are clobbered, as after a
 helper call. Helpers come from `epass.semantics.helpers`; an unknown one
 is an error unless a stub is given by name.
@@ -94,6 +95,12 @@ class Environment:
     # what never-written stack bytes hold, per call depth (default zeros); a proof's
     # counterexample sets them to replay a read of uninitialized stack
     stacks: list[bytes] = field(default_factory=list)
+    # what a read of a never-written register gives (the verifier refuses such a read,
+    # !read_ok, but hardware registers hold something): by (slot, register), else
+    # `unwritten_default`; a read neither gives is a fault. A proof's counterexample sets
+    # the values its model chose.
+    unwritten: dict[tuple[int, int], int] = field(default_factory=dict)
+    unwritten_default: int | None = None
 
 
 @dataclass
@@ -189,7 +196,10 @@ class Interpreter:
     def reg(self, n: int, index: int) -> Word:
         value = self.regs[n]
         if value is None:
-            raise MemoryFault(index, f"read of uninitialized register r{n}")
+            chosen = self.env.unwritten.get((index, n), self.env.unwritten_default)
+            if chosen is None:
+                raise MemoryFault(index, f"read of uninitialized register r{n}")
+            value = self.regs[n] = Word(chosen & 0xFFFFFFFFFFFFFFFF, 64)
         return value
 
     def set_reg(self, n: int, value: Word) -> None:

@@ -52,7 +52,6 @@ from epass.semantics.memory import (
     STACK_SIZE,
     STACK_STRIDE,
     Memory,
-    MemoryFault,
 )
 from epass.semantics.symbolic_helpers import (
     BPF_LOOP,
@@ -206,6 +205,8 @@ class SymbolicResult:
     # conditions of the paths a bound cut off (their prefix so far): when none can hold,
     # the finished paths cover every input although `complete` is False
     unfinished: list[Any] = field(default_factory=list)
+    # reads of never-written registers: (slot, register, the free value the read gave)
+    unwritten: list[tuple[int, int, Any]] = field(default_factory=list)
 
 
 HelperModel = Callable[["SymbolicMachine", int], Any]
@@ -281,6 +282,7 @@ class SymbolicMachine:
         self.choices: dict[int, Any] = {}  # see choose()
         self.call_base: Any = z3.BitVecVal(0, 64)  # calls made before the run's start
         self.cuts: dict[int, int] = {}  # slot -> cut point id (SymbolicEnv.cuts)
+        self.unwritten: list[tuple[int, int, Any]] = []  # see reg(): (slot, register, value)
 
     def data(self) -> Any:
         return z3.BitVecVal(PACKET_BASE + PACKET_HEADROOM, 64)
@@ -294,7 +296,14 @@ class SymbolicMachine:
         assert self.state is not None
         value = self.state.regs[n]
         if value is None:
-            raise MemoryFault(index, f"read of uninitialized register r{n}")
+            # the verifier refuses such a read (!read_ok), but the hardware register holds
+            # something: any value, chosen afresh at each such read, and kept in the
+            # register, so a program whose result does not depend on it can be proven
+            value = z3.FreshConst(z3.BitVecSort(64), f"unwritten.r{n}@{index}")
+            self.unwritten.append((index, n, value))
+            regs = list(self.state.regs)
+            regs[n] = value
+            self.state.regs = tuple(regs)
         return value
 
     def set_reg(self, n: int, value: Any) -> None:
@@ -661,7 +670,8 @@ def run_symbolic(insns: list[Insn], env: SymbolicEnv | None = None, *,
         return SymbolicResult(z3.BitVecVal(0, 64), start, z3.simplify(fault), 0, False, mem0,
                               packet_len, data_end, ends, z3.simplify(div_zero),
                               machine.observed, areas, machine.keys, written,
-                          list(machine.choices.values()), start)
+                          list(machine.choices.values()), start,
+                              unwritten=machine.unwritten)
     r0 = finished[-1][1]
     mem = finished[-1][2]
     for cond, value, m in reversed(finished[:-1]):
@@ -670,7 +680,8 @@ def run_symbolic(insns: list[Insn], env: SymbolicEnv | None = None, *,
     return SymbolicResult(z3.simplify(r0), mem, z3.simplify(fault), len(finished), complete,
                           mem0, packet_len, data_end, ends, z3.simplify(div_zero),
                           machine.observed, areas, machine.keys, written,
-                          list(machine.choices.values()), start, unfinished)
+                          list(machine.choices.values()), start, unfinished,
+                          unwritten=machine.unwritten)
 
 
 def _packet_bounds(packet_len: Any) -> Any:

@@ -578,6 +578,14 @@ class _Checks:
         return self.model.eval(z3.Select(self.p.start, z3.BitVecVal(addr, 64)),
                                model_completion=True).as_long()
 
+    def _unwritten(self, run: SymbolicResult) -> dict[tuple[int, int], int]:
+        """What the model chose for each read of a never-written register (the first read
+        at a slot where a loop reads one more than once)."""
+        out: dict[tuple[int, int], int] = {}
+        for slot, n, value in run.unwritten:
+            out.setdefault((slot, n), self.model.eval(value, model_completion=True).as_long())
+        return out
+
     def counterexample(self, original: list[Insn], transformed: list[Insn]) -> Counterexample:
         # what the never-written stack bytes held in the model, for each call depth
         stacks = [self._bytes(STACK_BASE + k * STACK_STRIDE, STACK_SIZE)
@@ -604,9 +612,9 @@ class _Checks:
                                                                  RECORD_STRIDE, MAX_RECORD)
                    for n in range(REPLAY_RECORDS)}
         a = replay(original, self.inputs.prog_type, packet, ctx, specs, stacks, records,
-                   self.model)
+                   self.model, self._unwritten(self.p))
         b = replay(transformed, self.inputs.prog_type, packet, ctx, specs, stacks, records,
-                   self.model)
+                   self.model, self._unwritten(self.t))
         return Counterexample(packet, ctx, contents, a, b, a != b)
 
 

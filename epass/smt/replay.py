@@ -86,10 +86,11 @@ def model_stubs(model: Any) -> dict[str, Any]:
 
 
 def replay(insns: list, prog_type: Any, packet: bytes, ctx: bytes, maps: list[MapSpec],
-           stacks: list[bytes], records: dict[int, bytes], model: Any) -> dict[str, Any]:
+           stacks: list[bytes], records: dict[int, bytes], model: Any,
+           unwritten: dict[tuple[int, int], int] | None = None) -> dict[str, Any]:
     """Run `insns` on the interpreter with a counterexample's inputs; what it gives."""
     env = Environment(prog_type=prog_type, packet=packet, ctx=ctx or None, stacks=stacks,
-                      records=records,
+                      records=records, unwritten=unwritten or {},
                       maps=[MapSpec(m.name, m.type, m.key_size, m.value_size, m.max_entries,
                                     dict(m.contents)) for m in maps],
                       stubs=model_stubs(model))
