@@ -37,10 +37,10 @@ REPAIRED = {
     "stack_ptr_array_var_index": "split the access at insn 27 per value of its offset "
                                  "(0, 8, 16)",
     "pkt_end_minus_one_check": "compare with data_end itself, adding 1 to the other side",
+    "undef_reg_and_condition": "set the unwritten register to 0 where it is read",
 }
 # case -> why the prover cannot decide the candidate (the verifier gets further with it)
 UNPROVEN = {
-    "undef_reg_and_condition": "read of uninitialized register r7",
     "stale_pkt_ptr_after_adjust_tail": "helper bpf_xdp_adjust_tail has no symbolic model",
 }
 
