@@ -1,6 +1,6 @@
 """Translation validation: how long `epass.smt.prove` takes per program pair.
 
-    .venv/bin/python benchmarks/prove.py [--out benchmarks/results/prove.md]
+    .venv/bin/python benchmarks/prove.py [--out benchmarks/results/prove.md] [--only PATTERN]
 
 Builds every tests/progs/*.bpf.c for -mcpu=v3 (a file that needs a later cpu,
 v4_insns, is built for that cpu instead) and proves, for each program of each
@@ -14,7 +14,15 @@ interpreter takes them) against:
 3. mutation: tests/test_prove.py's `mutate` with each kind (branch, const,
    drop_store, width) that has a place in the program.
 
-Every proof runs once (timeout 30 s for the whole proof, unroll 8), after
+and, for each case of the repair corpus (corpus/false_rejections, corpus/true_bugs: the
+pinned prog.o), its program against:
+
+4. round trip, as in 1;
+5. repair: for a false rejection that epass.repair.repair repairs (Options(): its default
+   timeout and unroll bound, the kernel's verifier deciding), the repaired program, with
+   its abort exits, proven as the engine proves it (unroll 32, the engine's bound).
+
+Every proof runs once (timeout 30 s for the whole proof, unroll 8 unless said), after
 one warm-up proof. Identical programs are decided by a syntax check in ~0 ms,
 so statistics are given over all timed pairs and over the non-trivial ones;
 UNKNOWN verdicts for an unsupported feature or the unroll bound are not timed
@@ -22,7 +30,11 @@ with the rest. Where the time goes is measured inside the same prove() call by
 wrapping its internals (run_symbolic, the solver checks, counterexample
 extraction, abort sites): nothing is run twice. The whole run takes about
 2.5 minutes on 2 CPUs, most of it in Z3 timeouts and in loops that run past
-the unroll bound. The report's header names the commit of the epass measured.
+the unroll bound, plus about a minute of repairs (verifier loads and proofs of
+candidates, not timed here). `--only PATTERN` keeps the pairs whose name
+("atomics.v3/atomics", "corpus/false_rejections/backend_mod_select/...") contains
+PATTERN (a quick run; the report then says so). The report's header names the commit of
+the epass measured.
 """
 
 from __future__ import annotations
@@ -56,6 +68,7 @@ from epass.isa import Insn, format_insn, slot_count  # noqa: E402
 from epass.obj.model import BpfObject, Program  # noqa: E402
 from epass.obj.reader import read_object  # noqa: E402
 from epass.passes import parse_passes, run_passes  # noqa: E402
+from epass.repair import Options, repair  # noqa: E402
 from epass.smt import ProofInputs, ProofResult, Verdict, prove  # noqa: E402
 
 import progs  # noqa: E402
@@ -64,7 +77,10 @@ CPU = "v3"
 TIMEOUT = 30.0  # seconds for the whole proof (prove's `timeout`)
 UNROLL = 8
 MUTATIONS = ("branch", "const", "drop_store", "width")
-KINDS = ("round trip", "div_by_zero", "mutation")
+KINDS = ("round trip", "div_by_zero", "mutation", "repair")
+CORPUS = ROOT / "corpus"
+CORPUS_SETS = ("false_rejections", "true_bugs")
+REPAIR_UNROLL = Options().unroll  # repaired pairs are proven as the engine proves them
 TARGET_MEDIAN_MS, TARGET_P95_MS, TARGET_SIZE = 100.0, 1000.0, 1000
 PHASES = ("symbolic", "solver", "counterexample", "abort sites")
 PROVE = importlib.import_module("epass.smt.prove")  # the module (the package exports the function)
@@ -82,6 +98,11 @@ class Pair:
     error: str | None = None
     original: list[Insn] = field(default_factory=list)
     transformed: list[Insn] = field(default_factory=list)
+    unroll: int = UNROLL
+
+    @property
+    def source(self) -> str:
+        return "corpus" if self.obj.startswith("corpus/") else "test programs"
 
     @property
     def name(self) -> str:
@@ -161,7 +182,7 @@ class PhaseClock:
         pair.original, pair.transformed = a, b
         self.spent = {}
         try:
-            pair.result = prove(a, b, inputs, timeout=TIMEOUT, unroll=UNROLL,
+            pair.result = prove(a, b, inputs, timeout=TIMEOUT, unroll=pair.unroll,
                                 aborts=aborts or ())
         except Exception as e:  # report every failure verbatim, keep going
             pair.error = f"prove: {type(e).__name__}: {e}"
@@ -227,6 +248,63 @@ def prove_program(clock: PhaseClock, stem: str, obj: BpfObject, program: Program
     return pairs
 
 
+@dataclass
+class CaseRepair:
+    """What epass.repair made of one false rejection of the corpus."""
+
+    name: str  # "corpus/false_rejections/<case>"
+    status: str  # RepairResult.status, or "error"
+    strategies: list[str]
+    time_ms: float
+    error: str = ""
+
+
+def corpus_cases() -> list[Path]:
+    return [p.parent for s in CORPUS_SETS for p in sorted((CORPUS / s).glob("*/case.toml"))]
+
+
+def prove_corpus_case(clock: PhaseClock, case: Path, errors: list[str],
+                      repairs: list[CaseRepair], only: str = "") -> list[Pair]:
+    """The round trip of the case's program and, for a false rejection the engine repairs,
+    the original against the repaired program."""
+    stem = f"corpus/{case.parent.name}/{case.name}"
+    obj = read_object(str(case / "prog.o"))
+    pairs = []
+    for program in obj.programs:
+        if only not in f"{stem}/{program.name}":
+            continue
+        a, maps = interpreter_inputs(obj, program)
+        inputs = ProofInputs(program.kind.prog_type if program.kind else None, maps)
+        p = Pair(stem, program.name, slots(a), "round trip")
+        pairs.append(p)
+        try:
+            new = compile_module(strip_hints(lift_program(program, obj.maps)))
+            clock.run(p, a, interpreter_inputs(obj, new)[0], inputs)
+        except Exception as e:
+            p.error = f"lift/compile: {type(e).__name__}: {e}"
+        if case.parent.name != "false_rejections":
+            continue
+        start = time.perf_counter()
+        try:
+            fixed = repair(obj, program, Options())
+        except Exception as e:  # no bpf() permission, a bug: reported, the rest goes on
+            repairs.append(CaseRepair(stem, "error", [], (time.perf_counter() - start) * 1000,
+                                      f"{type(e).__name__}: {e}"))
+            continue
+        repairs.append(CaseRepair(stem, fixed.status, [r.strategy for r in fixed.rounds
+                                                       if r.strategy], fixed.time_ms))
+        if fixed.status != "repaired":
+            continue
+        p = Pair(stem, program.name, slots(a), "repair", unroll=REPAIR_UNROLL)
+        pairs.append(p)
+        clock.run(p, a, interpreter_inputs(obj, fixed.program)[0], inputs,
+                  fixed.program.aborts)
+    for p in pairs:
+        if p.error is not None:
+            errors.append(f"{p.name} ({p.label}): {p.error}")
+    return pairs
+
+
 def warm_up(objects: list[tuple[str, Path]]) -> None:
     """One proof before the timed ones (imports, Z3's first context, caches): the first
     program with a place for a const mutation, against it."""
@@ -272,8 +350,33 @@ def stats_cells(group: list[Pair]) -> str:
 def groups(pairs: list[Pair]) -> list[tuple[str, list[Pair]]]:
     out = [(kind, [p for p in pairs if p.kind == kind]) for kind in KINDS]
     out += [(f"mutation: {v}", [p for p in pairs if p.variant == v]) for v in MUTATIONS]
+    out += [(source, [p for p in pairs if p.source == source])
+            for source in ("test programs", "corpus")]
     out.append(("**all pairs**", pairs))
     return out
+
+
+def size_range(pairs: list[Pair]) -> str:
+    return f" ({min(p.slots for p in pairs)} to {max(p.slots for p in pairs)} slots)" \
+        if pairs else ""
+
+
+def repair_table(repairs: list[CaseRepair]) -> list[str]:
+    """What the repair engine made of each false rejection (its proofs of candidates are
+    not among the timed pairs; the repaired program's proof is, as a "repair" pair)."""
+    if not repairs:
+        return []
+    lines = ["## Corpus repairs", "",
+             "epass.repair.repair(obj, program, Options()) on each false rejection; its time "
+             "includes verifier loads and the proofs of every candidate it tried.", "",
+             "| case | status | strategies | repair time |", "|---|---|---|---:|"]
+    for r in repairs:
+        status = f"{r.status}: {r.error}" if r.error else r.status
+        lines.append(f"| {r.name.removeprefix('corpus/')} | {status} | "
+                     f"{', '.join(r.strategies)} | {ms(r.time_ms)} |")
+    counts = Counter(r.status for r in repairs)
+    lines += ["", "By status: " + ", ".join(f"{k} {n}" for k, n in counts.most_common()) + "."]
+    return lines
 
 
 def count_table(pairs: list[Pair]) -> list[str]:
@@ -318,7 +421,8 @@ def timing_tables(pairs: list[Pair]) -> list[str]:
     if bound:
         times = [p.time_ms for p in bound]
         sym = sum(p.phases.get("symbolic", 0.0) for p in bound)
-        lines.append(f"- UNKNOWN (bound), loops past the unroll bound of {UNROLL}: {len(bound)} "
+        lines.append(f"- UNKNOWN (bound), loops past the unroll bound ({UNROLL}; repaired "
+                     f"programs {REPAIR_UNROLL}): {len(bound)} "
                      f"pairs of {', '.join(sorted({p.name for p in bound}))}; median "
                      f"{ms(statistics.median(times))}, max {ms(max(times))}, "
                      f"{sum(times) / 1000:.1f} s in all, "
@@ -435,7 +539,7 @@ def findings(pairs: list[Pair]) -> list[str]:
     unproven = [p for p in pairs if p.kind != "mutation" and p.result is not None
                 and p.result.verdict == Verdict.UNKNOWN]
     if unproven:
-        lines.append("- Round trip / div_by_zero pairs left UNKNOWN: " + "; ".join(
+        lines.append("- Round trip / div_by_zero / repair pairs left UNKNOWN: " + "; ".join(
             f"{p.name} ({p.label}, {p.result.property})" for p in unproven if p.result))
     same = [p for p in pairs if p.kind == "mutation" and p.result is not None
             and p.result.verdict in (Verdict.EQUIVALENT, Verdict.REFINES)]
@@ -448,7 +552,7 @@ def findings(pairs: list[Pair]) -> list[str]:
             lines.append(f"  - {p.name} ({p.variant}): insn {k} `{format_insn(p.original[k])}` "
                          f"-> `{format_insn(p.transformed[k])}`")
     if not wrong:
-        lines.append("- No round trip or div_by_zero pair is NOT_EQUIVALENT.")
+        lines.append("- No round trip, div_by_zero or repair pair is NOT_EQUIVALENT.")
     return lines
 
 
@@ -471,7 +575,7 @@ def target_sentence(pairs: list[Pair]) -> str:
              p95 > TARGET_P95_MS else ")")
     if correct:
         text += (f"; the {len(correct)} non-trivial pairs of real transformations (round trip, "
-                 f"div_by_zero) take at most {ms(max(correct))}")
+                 f"div_by_zero, repair) take at most {ms(max(correct))}")
     text += (f". The largest program has only {biggest} slots, so nothing here measures "
              f"programs near {TARGET_SIZE} instructions.")
     return text
@@ -481,6 +585,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "prove.md"))
+    ap.add_argument("--only", default="", metavar="PATTERN",
+                    help="only the pairs whose object/program name contains PATTERN")
     args = ap.parse_args()
 
     started = time.perf_counter()
@@ -493,15 +599,26 @@ def main() -> None:
     clock = PhaseClock()
     warm_up(objects)
     pairs: list[Pair] = []
+    repairs: list[CaseRepair] = []
+
+    def show(new: list[Pair]) -> None:
+        for p in new:
+            print(f"{p.name:45} {p.label:22} {p.outcome:22} {ms(p.time_ms):>8}",
+                  file=sys.stderr, flush=True)
+        pairs.extend(new)
+
     for stem, path in objects:
         obj = read_object(str(path))
         for program in obj.programs:
-            new = prove_program(clock, stem, obj, program, errors)
-            for p in new:
-                print(f"{p.name:45} {p.label:22} {p.outcome:22} {ms(p.time_ms):>8}",
-                      file=sys.stderr, flush=True)
-            pairs += new
-    n_programs = len({p.name for p in pairs})
+            if args.only in f"{stem}/{program.name}":
+                show(prove_program(clock, stem, obj, program, errors))
+    cases = corpus_cases()
+    for case in cases:
+        show(prove_corpus_case(clock, case, errors, repairs, args.only))
+    if not pairs:
+        sys.exit(f"no pair matches --only {args.only!r}")
+    tests = [p for p in pairs if p.source == "test programs"]
+    corpus = [p for p in pairs if p.source == "corpus"]
 
     lines = ["# Translation validation (epass.smt.prove) benchmarks", "",
              f"- command: `{command_line()}`",
@@ -511,16 +628,24 @@ def main() -> None:
              f"Z3 {z3.get_version_string()}; "
              f"{tool_version([progs.CLANG, '--version'])}",
              f"- epass source: {source}",
-             f"- {len(objects)} object files from tests/progs/*.bpf.c (-mcpu={CPU} unless "
-             f"noted), {n_programs} programs ({min(p.slots for p in pairs)} to "
-             f"{max(p.slots for p in pairs)} slots), {len(pairs)} pairs; prove(timeout="
-             f"{TIMEOUT:g}, unroll={UNROLL}); one run per pair; wall-clock times.", ""]
-    lines += [f"- note: {n}" for n in notes] + [""]
+             f"- test programs: {len(objects)} object files from tests/progs/*.bpf.c "
+             f"(-mcpu={CPU} unless noted), {len({p.name for p in tests})} programs"
+             f"{size_range(tests)}, {len(tests)} pairs",
+             f"- corpus: {len(cases)} cases of corpus/{{{','.join(CORPUS_SETS)}}}, "
+             f"{len({p.name for p in corpus})} programs{size_range(corpus)}, {len(corpus)} "
+             f"pairs ({sum(p.kind == 'repair' for p in corpus)} repaired programs)",
+             f"- prove(timeout={TIMEOUT:g}, unroll={UNROLL}; repaired programs unroll="
+             f"{REPAIR_UNROLL}, as the repair engine proves them); one run per pair; "
+             "wall-clock times."]
+    if args.only:
+        lines.append(f"- **partial run**: only the pairs whose name contains `{args.only}`")
+    lines += [""] + [f"- note: {n}" for n in notes] + [""]
     lines += [target_sentence(pairs), ""]
     lines += count_table(pairs) + [""]
     lines += timing_tables(pairs) + [""]
     lines += phase_table(pairs, clock.wrapped) + [""]
     lines += findings(pairs) + [""]
+    lines += repair_table(repairs) + [""]
     lines += detail_table(pairs) + [""]
     lines += ["## Errors", ""]
     lines += [f"- `{e}`" for e in errors] if errors else ["None: every pair was built and "

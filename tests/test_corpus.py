@@ -43,6 +43,7 @@ BUILD = ("clang-19", "-O2", "-g", "-target", "bpf", "-mcpu=v3",
 REPAIRED = {
     "backend_mod_select": ["bounds"],
     "bpf_loop_slot_index": ["bounds"],
+    "combined_stack_two_frames": ["stack_depth"],
     "ctx_cb_loop_counter": ["loops"],
     "ctx_cb_loop_pointer": ["provenance"],
     "ctx_field_offset_select": ["provenance"],
@@ -67,22 +68,14 @@ REPAIRED = {
     "rematerialized_pkt_ptr": ["packet_recheck"],
     "stack_key_field_spill": ["bounds"],
     "stack_ptr_array_var_index": ["provenance"],
+    "stale_pkt_ptr_after_adjust_tail": ["provenance", "packet_recheck"],
     "tcp_syn_options_parse": ["loops"],
     "tls_extension_walk": ["packet_recheck"],
     "undef_reg_and_condition": ["provenance"],
     "volatile_len_reread": ["bounds", "packet_recheck"],
 }
 NOT_REPAIRED = {  # case -> (status, why)
-    "combined_stack_two_frames": ("no_strategy", "inlining moves the helper's stack buffer, "
-                                                 "and prove compares helper arguments as "
-                                                 "addresses"),
     "map_window_copy": ("no_strategy", "its loop runs past the unroll bound"),
-    "stale_pkt_ptr_after_adjust_tail": ("proof_unknown", "bpf_xdp_adjust_tail has no Z3 "
-                                                         "model"),
-}
-# true bugs the engine cannot show an input for yet (it refuses them all the same)
-BUGS_UNDECIDED = {
-    "options_copy_overrun": "no_strategy",  # its loop runs past the unroll bound
 }
 
 
@@ -166,7 +159,7 @@ REJECTED = [c for c in FALSE if meta(c)["verdict"] == "reject"]
 def test_each_false_rejection(case, bpf_permitted):
     obj = read_object(str(case / "prog.o"))
     (program,) = obj.programs
-    r = repair(obj, program, Options(timeout=20))
+    r = repair(obj, program, Options(timeout=30))  # the CLI default
     if case.name in NOT_REPAIRED:
         status, why = NOT_REPAIRED[case.name]
         assert r.status == status, (why, [x.tried for x in r.rounds])
@@ -195,9 +188,6 @@ def test_each_true_bug_is_refused(case, bpf_permitted):
     obj = read_object(str(case / "prog.o"))
     (program,) = obj.programs
     r = repair(obj, program, Options(timeout=20))
-    if case.name in BUGS_UNDECIDED:
-        assert r.status == BUGS_UNDECIDED[case.name]
-        return
     assert r.status == "true_bug" and r.bug is not None and r.bug.confirmed
     assert r.bug.run["fault"].startswith("insn ")
     # the input really is unsafe: the original faults on it on the interpreter

@@ -526,7 +526,6 @@ SPEC_CPUS = {"const_fold": ("v3",), "dce": ("v3",), "zext": ("v2",),
              "const_fold,zext,dce": progs.CPUS}
 CASES = [(spec, name, cpu) for spec, cpus in SPEC_CPUS.items() for name, cpu in BUILDS
          if cpu in cpus]
-PROVE_UNKNOWN = {"bpf_loop_cb": "helper bpf_for_each_map_elem has no symbolic model yet"}
 
 
 def _compiled(path: str, spec: str) -> list[tuple[list, list]]:
@@ -562,10 +561,7 @@ def test_every_accepted_program_stays_accepted_equivalent_and_no_longer(
         assert verified.code == 0 and doc["rejected"] == 0, verified.out
     proved = epass("prove", src, out, "--json", "--unroll", "8", "--timeout", "120")
     for p in proved.json()["programs"]:
-        if name in PROVE_UNKNOWN:
-            assert p["verdict"] == "unknown" and PROVE_UNKNOWN[name] in p["reason"]
-        else:
-            assert p["verdict"] == "equivalent", (p["name"], p["verdict"], p["reason"])
+        assert p["verdict"] == "equivalent", (p["name"], p["verdict"], p["reason"])
     for function, _ in progs.get(name).programs if progs.get(name).test_run else ():
         # the kernel runs it on the sample packet as it runs the original: r0, packet, maps
         runs = [epass("run", path, "-s", function, "--kernel", "--json").json()["kernel"]

@@ -241,7 +241,6 @@ def test_bad_options_are_one_line(divide, tmp_path, spec):
 # checks the safety passes insert into each program, and how many rce removes (v3 builds)
 REMOVED = {"insn_loop": (1, 1), "maps_btf": (1, 1), "loop_bounded": (2, 0),
            "uninit_read": (1, 0)}
-PROVE_UNKNOWN = {"loop_bounded": "a path runs past the unroll bound"}  # prove's known gap
 SLOW = {"legacy_map_def", "xdp_map_counter", "maps_btf"}  # Z3 may pass the 30 s timeout
 ACCEPTED = [p.name for p in progs.PROGS if p.verdict == "accept" and
             progs.CPUS.index(p.min_cpu) <= 1]
@@ -266,8 +265,8 @@ def test_every_accepted_program_stays_accepted_and_proven(built_progs, bpf_permi
     proved = epass("prove", src, out, "--json", "--unroll", "2" if name == "loop_bounded"
                    else "8")
     for p in proved.json()["programs"]:
-        if name in PROVE_UNKNOWN:
-            assert p["verdict"] == "unknown" and PROVE_UNKNOWN[name] in p["reason"]
+        if name == "loop_bounded":  # past the bound: loop pairing proves it
+            assert p["verdict"] == "refines" and "loop(s) paired" in p["reason"], p["reason"]
         elif name in SLOW and p["verdict"] == "unknown":
             assert "timeout" in p["reason"]
         else:

@@ -42,6 +42,11 @@ REPAIRED = {
     "tcp_syn_options_parse": ("loops", "hide r3's entry constant in the loop at insn 31 from "
                                        "the verifier (fp - fp + c)"),
     "layered_parser_call_depth": ("stack_depth", "inline tcp_flags into inner_l4 at insn 67"),
+    # bpf_skb_load_bytes's buffer moves into the caller's dead frame: a write-only buffer
+    # is compared by what the program reads back, not by its address
+    "combined_stack_two_frames": ("stack_depth", "inline opt_sum into snap_hash at insn 54 "
+                                                 "(its 320 stack bytes reusing the caller's "
+                                                 "dead frame)"),
 }
 
 
@@ -92,19 +97,6 @@ def test_counter_bounds_come_from_the_budget(bpf_permitted):
     result = repair(obj, obj.programs[0], Options(timeout=30))
     bound = int(re.search(r"insn 11: bound (\d+);", result.rounds[0].candidate).group(1))
     assert 256 < bound <= 65_536
-
-
-def test_a_buffer_handed_to_a_helper_cannot_move(bpf_permitted):
-    """combined_stack_two_frames: inlining with the caller's dead frame reused fits the
-    verifier, but bpf_skb_load_bytes then gets another buffer address, and the prover
-    compares helper arguments as values; the other placement does not fit."""
-    obj, _ = _case("combined_stack_two_frames")
-    result = repair(obj, obj.programs[0], Options(timeout=30))
-    assert result.status == "no_strategy"
-    reuse, below = result.rounds[0].tried
-    assert "reusing the caller's dead frame" in reuse
-    assert "proof not_equivalent: the calls check fails" in reuse
-    assert "do not fit below 256" in below
 
 
 # ------------------------------------------------------------------ the rewrites

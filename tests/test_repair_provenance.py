@@ -1,6 +1,6 @@
 """The provenance strategy on its corpus cases: repaired in one round, proven EQUIVALENT,
-accepted by the kernel and returning the case's retval on its packet; the two cases the
-prover cannot decide stay unrepaired, and say why. Plus the IR tools it is built on
+accepted by the kernel and returning the case's retval on its packet; the reload of data
+after bpf_xdp_adjust_tail (a second round adds a packet check). Plus the IR tools it is built on
 (epass/ir/valueset.py, epass/ir/duplicate.py)."""
 
 from __future__ import annotations
@@ -39,10 +39,6 @@ REPAIRED = {
     "pkt_end_minus_one_check": "compare with data_end itself, adding 1 to the other side",
     "undef_reg_and_condition": "set the unwritten register to 0 where it is read",
 }
-# case -> why the prover cannot decide the candidate (the verifier gets further with it)
-UNPROVEN = {
-    "stale_pkt_ptr_after_adjust_tail": "helper bpf_xdp_adjust_tail has no symbolic model",
-}
 
 
 def _case(name: str) -> tuple:
@@ -63,15 +59,21 @@ def test_repaired_proven_and_runs(name, bpf_permitted):
     assert run["accepted"] and run["r0"] == case["test"]["retval"]
 
 
-@pytest.mark.parametrize("name", sorted(UNPROVEN))
-def test_unprovable_cases_stay_unrepaired(name, bpf_permitted):
-    obj, _ = _case(name)
+def test_reload_after_adjust_tail_is_proven(bpf_permitted):
+    """bpf_xdp_adjust_tail has a Z3 model: re-loading data after it is proven EQUIVALENT
+    (data does not move); the verifier then wants the packet range checked again, which
+    packet_recheck adds in a second round (a check that never fires: the trim leaves at
+    least 60 bytes)."""
+    obj, case = _case("stale_pkt_ptr_after_adjust_tail")
     result = repair(obj, obj.programs[0], Options(timeout=30))
-    assert result.status == "proof_unknown"
-    (tried,) = result.rounds[0].tried
-    # the engine only asks Z3 once the verifier got further with the candidate
-    assert tried.startswith("provenance: ") and "proof unknown" in tried
-    assert UNPROVEN[name] in tried
+    assert result.status == "repaired", [(r.error.message, r.tried) for r in result.rounds]
+    assert [r.strategy for r in result.rounds] == ["provenance", "packet_recheck"]
+    assert result.rounds[0].candidate.startswith("load data from the context again before "
+                                                 "insn 13")
+    assert result.proof is not None and result.proof.verdict == Verdict.EQUIVALENT
+    packet = bytes.fromhex(case["test"]["packet"])
+    run = on_kernel(obj, result.program, packet, None)
+    assert run["accepted"] and run["r0"] == case["test"]["retval"]
 
 
 def test_an_incomplete_split_is_not_equivalent():

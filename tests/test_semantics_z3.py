@@ -136,7 +136,6 @@ def run_mem(insns: list[Insn], mem: bytes) -> bytearray:
 
 # XDP test programs the Z3 encoding cannot finish yet, and why (asserted, so it stays true)
 SYMBOLIC_GAPS = {
-    "bpf_loop_cb": "helper bpf_for_each_map_elem has no symbolic model yet",
     "loop_bounded": "incomplete",  # its loop unrolls past the work budget
 }
 XDP_PROGS = [p for p in progs.PROGS if p.verdict == "accept" and len(p.programs) == 1
@@ -145,8 +144,9 @@ XDP_PROGS = [p for p in progs.PROGS if p.verdict == "accept" and len(p.programs)
 
 def _xdp_check(insns, maps, result, packet: bytes) -> tuple[tuple, tuple]:
     """(interpreter, Z3) views of one run on a concrete packet: r0, the packet and the
-    bytes of every map value at exit."""
+    bytes of every map value at exit, and the helper calls."""
     from epass.isa import HELPER_IDS
+    from epass.isa.helpers import helper_arg_count
     from epass.semantics.ctx import prog_test_run_ctx
     from epass.semantics.helpers import LINUX_HELPERS
     from epass.semantics.interp import Interpreter
@@ -183,6 +183,7 @@ def _xdp_check(insns, maps, result, packet: bytes) -> tuple[tuple, tuple]:
             solver.add(z3.Select(result.memory0, z3.BitVecVal(addr + i, 64)) == byte)
 
     fix(data, packet)
+    fix(PACKET_BASE, bytes(PACKET_HEADROOM))  # the interpreter's headroom (adjust_head)
     fix(CTX_BASE, prog_test_run_ctx(ProgType.XDP, packet))
     for k in range(MAX_CALL_FRAMES):  # never-written stack: the interpreter's zeros
         fix(STACK_BASE + k * STACK_STRIDE, bytes(STACK_SIZE))
@@ -233,11 +234,27 @@ def _xdp_check(insns, maps, result, packet: bytes) -> tuple[tuple, tuple]:
         return {k: v for k, v in final.items() if k in keys}
 
     r0 = model.eval(result.r0, model_completion=True).as_long()
+    # the packet at exit: [data, data_end) as the path left it (xdp_adjust_head/tail)
+    start = model.eval(result.data, model_completion=True).as_long()
+    end = model.eval(result.data_end, model_completion=True).as_long()
     ours = (concrete.r0, concrete.packet, [bytes(r.data) for r in values],
             {name: concrete_entries(name) for name in result.hashes})
-    theirs = (r0, read(z3.BitVecVal(data, 64), len(packet)),
+    theirs = (r0, read(z3.BitVecVal(start, 64), end - start),
               [read(z3.BitVecVal(r.base, 64), len(r.data)) for r in values],
               {name: entries(name) for name in result.hashes})
+    # the helper calls: the interpreter's list against the trace of the path the input
+    # takes; the arguments (those the helper takes) of the calls that run a callback, which
+    # both engines list with the callback as 0
+    (trace,) = [tr for cond, _, tr in result.path_ends
+                if z3.is_true(model.eval(cond, model_completion=True))]
+    callbacks = {HELPER_IDS["bpf_loop"], HELPER_IDS["bpf_for_each_map_elem"]}
+
+    def listed(helper: int, args) -> tuple:
+        return (helper, tuple(args[:helper_arg_count(helper)]) if helper in callbacks else ())
+
+    ours += ([listed(HELPER_IDS[name], args) for name, args in concrete.helper_calls],)
+    theirs += ([listed(c.helper, [model.eval(a, model_completion=True).as_long()
+                                  for a in c.args]) for c in trace],)
     return ours, theirs
 
 
@@ -289,7 +306,295 @@ def test_generated_xdp_programs_encoding_matches_the_interpreter(data):
     try:
         result = run_symbolic(case.insns, env)
     except step.Unsupported:
-        assume(False)  # hash maps, callbacks, adjust_head: no Z3 model yet
+        assume(False)  # hash maps, callbacks: no Z3 model yet
     assume(result.complete)
     ours, theirs = _xdp_check(case.insns, case.maps, result, case.packet)
     assert theirs == ours, format_program(case.insns) + case.packet.hex()
+
+
+# bpf_for_each_map_elem over an array (map 0): the callback gets (map, &key, &value, ctx);
+# ctx is the u64 at r10 - 8, and the program returns the helper's result + (that u64 << 8).
+FOR_EACH_PROGRAM = """
+    *(u64 *)(r10 -8) = 0
+    r1 = map[idx:0] ll
+    r2 = func[pc+9] ll
+    r3 = r10
+    r3 += -8
+    r4 = {flags}
+    call bpf_for_each_map_elem#164
+    r6 = *(u64 *)(r10 -8)
+    r6 <<= 8
+    r0 += r6
+    exit
+""" + "{callback}"
+# adds value + (key << 32) to the u64, does `{access}` (one slot), and stops (returns 1)
+# after a value above 100: the encoding forks on each value, which comes from the input
+SUM_CALLBACK = """
+    r5 = *(u64 *)(r4 +0)
+    r6 = *(u64 *)(r3 +0)
+    r5 += r6
+    r7 = *(u32 *)(r2 +0)
+    r7 <<= 32
+    r5 += r7
+    *(u64 *)(r4 +0) = r5
+    {access}
+    r0 = 0
+    if r6 <= 100 goto pc+1
+    r0 = 1
+    exit
+"""
+# the outer callback walks the array again (the inner one adds key << 32 for each element),
+# then adds (its own key << 16) + the inner walk's result; it stops after key 1
+NESTED_CALLBACK = """
+    r6 = r2
+    r7 = r4
+    r1 = map[idx:0] ll
+    r2 = func[pc+15] ll
+    r3 = r7
+    r4 = 0
+    call bpf_for_each_map_elem#164
+    r5 = *(u64 *)(r7 +0)
+    r8 = *(u32 *)(r6 +0)
+    r9 = r8
+    r9 <<= 16
+    r5 += r9
+    r5 += r0
+    *(u64 *)(r7 +0) = r5
+    r0 = 0
+    if r8 != 1 goto pc+1
+    r0 = 1
+    exit
+    r5 = *(u64 *)(r4 +0)
+    r6 = *(u32 *)(r2 +0)
+    r6 <<= 32
+    r5 += r6
+    *(u64 *)(r4 +0) = r5
+    r0 = 0
+    exit
+"""
+U64 = (1 << 64) - 1
+
+
+def _for_each_run(callback: str, values: list[int], flags: int = 0,
+                  map_type: int | None = None):
+    """The program over a 4-element array holding `values`: (instructions, maps, Z3 run)."""
+    from epass.isa import parse_program
+    from epass.semantics.interp import MapSpec
+    from epass.semantics.symbolic import SymbolicEnv
+    from epass.uapi import MapType, ProgType
+
+    insns = parse_program(FOR_EACH_PROGRAM.format(flags=flags, callback=callback))
+    contents = {i.to_bytes(4, "little"): v.to_bytes(8, "little") for i, v in enumerate(values)}
+    maps = [MapSpec("arr", map_type or MapType.ARRAY, 4, 8, len(values), contents)]
+    result = run_symbolic(insns, SymbolicEnv(prog_type=ProgType.XDP, maps=maps))
+    assert result.complete
+    return insns, maps, result
+
+
+def _expected_sum(values: list[int], flags: int = 0) -> int:
+    """What the interpreter must give for SUM_CALLBACK: (calls made) + (the sum << 8)."""
+    if flags:
+        return -22 & U64
+    total = calls = 0
+    for key, value in enumerate(values):
+        total += value + (key << 32)
+        calls += 1
+        if value > 100:
+            break
+    return (calls + (total << 8)) & U64
+
+
+FOR_EACH_CASES = [  # (what, values, flags, the callback's extra slot, map type)
+    ("full walk", [1, 2, 3, 4], 0, "r0 = 0", "ARRAY"),
+    ("early stop", [1, 200, 3, 4], 0, "r0 = 0", "ARRAY"),
+    ("stop at the first element", [101, 2, 3, 4], 0, "r0 = 0", "ARRAY"),
+    ("stop at the last element", [1, 2, 3, 150], 0, "r0 = 0", "ARRAY"),
+    ("flags: -EINVAL, no call", [1, 2, 3, 4], 1, "r0 = 0", "ARRAY"),
+    ("per-CPU array", [5, 6, 200, 8], 0, "r0 = 0", "PERCPU_ARRAY"),
+    ("the value is writable", [1, 2, 3, 4], 0, "*(u64 *)(r3 +0) = r5", "ARRAY"),
+]
+
+
+@pytest.mark.parametrize(("what", "values", "flags", "access", "kind"), FOR_EACH_CASES,
+                         ids=[c[0] for c in FOR_EACH_CASES])
+def test_for_each_map_elem_encoding_matches_the_interpreter(what, values, flags, access,
+                                                            kind):
+    """r0, the array's values and the helper calls (the for_each call listed with its
+    callback as 0) as the interpreter gives them; no fault on any input."""
+    from epass.semantics.memory import MAP_BASE, STACK_BASE, STACK_SIZE
+    from epass.uapi import MapType, ProgType
+
+    insns, maps, result = _for_each_run(SUM_CALLBACK.format(access=access), values, flags,
+                                        MapType[kind])
+    packet = bytes(range(64))
+    ours, theirs = _xdp_check(insns, maps, result, packet)
+    assert theirs == ours
+    assert ours[0] == _expected_sum(values, flags)
+    calls = run(insns, Environment(prog_type=ProgType.XDP, packet=packet, maps=maps))
+    # (map 0's handle, the callback as 0, the ctx at r10 - 8, flags, r5 unset)
+    assert calls.helper_calls == [("bpf_for_each_map_elem", (MAP_BASE - 0x100, 0,
+                                                             STACK_BASE + STACK_SIZE - 8,
+                                                             flags, 0))]
+    assert z3.Solver().check(result.fault) == z3.unsat
+    if "writable" in what:  # each value became the running sum
+        running = [sum(v + (k << 32) for k, v in enumerate(values[: i + 1]))
+                   for i in range(len(values))]
+        assert ours[2] == [v.to_bytes(8, "little") for v in running]
+
+
+def test_nested_for_each_map_elem_encoding_matches_the_interpreter():
+    """A callback that walks the array again: each nesting level has its own key (the
+    outer key is intact after the inner walk), as in the interpreter."""
+    insns, maps, result = _for_each_run(NESTED_CALLBACK, [7, 8, 9, 10])
+    ours, theirs = _xdp_check(insns, maps, result, bytes(range(64)))
+    assert theirs == ours
+    # two outer elements (the walk stops after key 1), each walking all four inner ones
+    total = 2 * (6 << 32) + (0 << 16) + 4 + (1 << 16) + 4
+    assert ours[0] == (2 + (total << 8)) & U64
+    assert [h for h, _ in ours[-1]] == [164] * 3
+
+
+@pytest.mark.parametrize(("access", "what"), [
+    ("*(u32 *)(r2 +0) = 7", "write of 4 bytes to read-only arr.key+0"),
+    ("r9 = *(u64 *)(r2 +0)", "out-of-bounds read of 8 bytes at arr.key+0"),
+])
+def test_the_for_each_key_is_read_only_in_both_engines(access, what):
+    """A callback that writes its key faults in the interpreter; the encoding's fault
+    holds on every input. So does a read past the key's 4 bytes."""
+    from epass.uapi import ProgType
+
+    insns, maps, result = _for_each_run(SUM_CALLBACK.format(access=access), [1, 2, 3, 4])
+    concrete = run(insns, Environment(prog_type=ProgType.XDP, packet=bytes(64), maps=maps))
+    assert concrete.fault is not None and what in str(concrete.fault)
+    assert z3.Solver().check(z3.Not(result.fault), result.packet_len == 64) == z3.unsat
+
+
+def test_for_each_map_elem_over_a_hash_map_has_no_model():
+    from epass.semantics import step
+    from epass.uapi import MapType
+
+    with pytest.raises(step.Unsupported, match="bpf_for_each_map_elem over hash map arr: "
+                       "the kernel's iteration order over it is not modelled"):
+        _for_each_run(SUM_CALLBACK.format(access="r0 = 0"), [1, 2, 3, 4],
+                      map_type=MapType.HASH)
+
+
+# bpf_xdp_adjust_head/tail: the encoding moves the packet as the interpreter does. The
+# program adjusts (r2 given, or a packet byte - 128: a symbolic offset), then reads the
+# byte at data and the byte at data_end + END, writes 0xab to data_end - 1 and returns
+# (r0 of the call, the length, both bytes). Packets of 64 bytes (data 256 bytes in).
+ADJUST_PROGRAM = """
+    r6 = r1
+    {setup}
+    r1 = r6
+    call {helper}
+    r7 = r0
+    r2 = *(u32 *)(r6 +0)
+    r3 = *(u32 *)(r6 +4)
+    r4 = r3
+    r4 -= r2
+    r5 = *(u8 *)(r2 +0)
+    r8 = r3
+    r8 += {end}
+    r8 = *(u8 *)(r8 +0)
+    *(u8 *)(r3 -1) = 171
+    r0 = r7
+    r0 <<= 16
+    r0 += r4
+    r0 <<= 8
+    r0 += r5
+    r0 <<= 8
+    r0 += r8
+    exit
+"""
+HEAD, TAIL = "bpf_xdp_adjust_head#44", "bpf_xdp_adjust_tail#65"
+FROM_PACKET = "r2 = *(u32 *)(r6 +0)\n    r2 = *(u8 *)(r2 +0)\n    r2 -= 128"
+ADJUSTS = [  # (helper, r2 setup, byte 0 of the packet, END, what the interpreter does)
+    (TAIL, "r2 = -4", 1, -1, "shrink"),
+    (TAIL, "r2 = -4", 1, 0, "shrink, then a read past data_end: fault"),
+    (TAIL, "r2 = -4", 1, 3, "shrink, then a read of a trimmed byte: fault"),
+    (TAIL, "r2 = 16", 1, -1, "grow: the new bytes are zeros"),
+    (TAIL, "r2 = 16", 1, -17, "grow: the old last byte"),
+    (TAIL, "r2 = -50", 1, -1, "shrink to ETH_HLEN"),
+    (TAIL, "r2 = -51", 1, -1, "below ETH_HLEN: -EINVAL, nothing moves"),
+    (TAIL, "r2 = 3456", 1, -1, "grow to the skb_shared_info"),
+    (TAIL, "r2 = 3457", 1, -1, "past the skb_shared_info: -EINVAL"),
+    (TAIL, "r2 = 0x3fffffffc ll", 1, -1, "only the low 32 bits count: -4"),
+    (TAIL, FROM_PACKET, 128 - 6, -1, "a symbolic offset: shrink"),
+    (TAIL, FROM_PACKET, 128 + 9, -1, "a symbolic offset: grow, zeros"),
+    (TAIL, FROM_PACKET, 128 + 9, 0, "a symbolic offset: grow, then past data_end: fault"),
+    (TAIL, FROM_PACKET, 128 - 51, -1, "a symbolic offset: -EINVAL"),
+    (HEAD, "r2 = 10", 1, -1, "head shrink"),
+    (HEAD, "r2 = -20", 1, -1, "head grow: data reads the headroom"),
+    (HEAD, "r2 = -216", 1, -1, "head grow to the xdp_frame"),
+    (HEAD, "r2 = -217", 1, -1, "into the xdp_frame: -EINVAL"),
+    (HEAD, "r2 = 50", 1, -1, "head shrink to ETH_HLEN"),
+    (HEAD, "r2 = 51", 1, -1, "below ETH_HLEN: -EINVAL"),
+    (HEAD, "r2 = 50", 1, 0, "head shrink, then past data_end: fault"),
+    (HEAD, FROM_PACKET, 128 - 30, -1, "a symbolic offset: head grow"),
+    (HEAD, FROM_PACKET, 128 + 51, -1, "a symbolic offset: -EINVAL"),
+]
+
+
+def _adjust_check(insns, packet: bytes) -> None:
+    """The encoding, with the packet fixed, against the interpreter: the fault, r0, the
+    packet at exit and the helper calls."""
+    from epass.isa import HELPER_IDS
+    from epass.semantics.memory import PACKET_BASE, PACKET_HEADROOM
+    from epass.semantics.symbolic import SymbolicEnv
+    from epass.uapi import ProgType
+
+    concrete = run(insns, Environment(prog_type=ProgType.XDP, packet=packet))
+    result = run_symbolic(insns, SymbolicEnv(prog_type=ProgType.XDP))
+    assert result.complete
+    solver = z3.Solver()
+    solver.add(result.packet_len == len(packet))
+    headroom = bytes(PACKET_HEADROOM)  # the interpreter's
+    # after the packet, bytes that are not zeros: a grown tail must clear them
+    for i, byte in enumerate(headroom + packet + b"\xee" * 64):
+        solver.add(z3.Select(result.memory0, z3.BitVecVal(PACKET_BASE + i, 64)) == byte)
+    assert solver.check() == z3.sat
+    model = solver.model()
+
+    def value(term) -> int:
+        return model.eval(term, model_completion=True).as_long()
+
+    assert z3.is_true(model.eval(result.fault)) == (concrete.fault is not None), \
+        concrete.fault
+    if concrete.fault is not None:
+        return
+    start, end = value(result.data), value(result.data_end)
+    # long packets: their first and last 16 bytes (a byte's evaluation is not cheap)
+    where = range(end - start) if end - start <= 256 else \
+        [*range(16), *range(end - start - 16, end - start)]
+    packet_out = bytes(value(z3.Select(result.mem, z3.BitVecVal(start + i, 64)))
+                       for i in where)
+    assert (value(result.r0), end - start, packet_out) == \
+        (concrete.r0, len(concrete.packet), bytes(concrete.packet[i] for i in where))
+    (trace,) = [tr for cond, _, tr in result.path_ends if z3.is_true(model.eval(cond))]
+    assert [(c.helper, value(c.args[1])) for c in trace] == \
+        [(HELPER_IDS[name], args[1]) for name, args in concrete.helper_calls]
+
+
+@pytest.mark.parametrize(("helper", "setup", "first", "end", "what"), ADJUSTS,
+                         ids=[a[-1] for a in ADJUSTS])
+def test_xdp_adjust_encoding_matches_the_interpreter(helper, setup, first, end, what):
+    from epass.isa import parse_program
+
+    insns = parse_program(ADJUST_PROGRAM.format(setup=setup, helper=helper, end=end))
+    packet = bytes([first]) + bytes(range(2, 65))
+    _adjust_check(insns, packet)
+
+
+def test_two_adjusts_move_the_packet_twice():
+    """Head, then tail, then head again (each on the packet the one before left): the
+    lengths and offsets add up as in the interpreter, on several packet lengths."""
+    from epass.isa import parse_program
+
+    text = ADJUST_PROGRAM.format(setup="r2 = -30", helper=HEAD, end=-1)
+    text = text.replace("    r7 = r0\n", "    r7 = r0\n    r1 = r6\n    r2 = 12\n"
+                        f"    call {TAIL}\n    r7 += r0\n    r1 = r6\n    r2 = 8\n"
+                        f"    call {HEAD}\n    r7 += r0\n", 1)
+    insns = parse_program(text)
+    for n in (14, 20, 26, 64, 3490, 3520):
+        _adjust_check(insns, bytes((7 * i + 1) & 0xFF for i in range(n)))

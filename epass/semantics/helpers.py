@@ -270,6 +270,10 @@ def for_each_map_elem(it: Interpreter, index: int) -> int:
     """
     from epass.semantics.memory import KERNEL_BASE
 
+    # the call as listed: the callback as 0, as in the Z3 model (symbolic_helpers.
+    # for_each_call) and for bpf_loop
+    name, args = it.helper_calls[-1]
+    it.helper_calls[-1] = (name, (args[0], 0, *args[2:]))
     m = it.map_arg(1, index)
     fn, ctx, flags = it.arg(2, index), it.arg(3, index), it.arg(4, index)
     if flags:

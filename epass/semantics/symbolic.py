@@ -35,7 +35,7 @@ from epass.isa import (
 from epass.isa import Call as CallInsn
 from epass.isa.helpers import helper_arg_count
 from epass.semantics import step as st
-from epass.semantics.addresses import HASH_AREA_SHIFT, Addresses
+from epass.semantics.addresses import HASH_AREA_SHIFT, REGION_SHIFT, Addresses
 from epass.semantics.ctx import ContextLayout, layout_for
 from epass.semantics.domain import SYMBOLIC
 from epass.semantics.interp import CODE_BASE, MapSpec
@@ -55,8 +55,13 @@ from epass.semantics.memory import (
 )
 from epass.semantics.symbolic_helpers import (
     BPF_LOOP,
+    FOR_EACH,
     LINUX_MODELS,
+    ForEachFrame,
     LoopFrame,
+    compared_args,
+    for_each_call,
+    for_each_return,
     loop_call,
     loop_return,
 )
@@ -85,7 +90,8 @@ class Span:
 
     With a `stride` (a power of two dividing `base`), the range repeats every `stride`
     bytes, `count` times (an array map's values), or 2**32 times when `count` is 0 (a
-    hash map's value slots)."""
+    hash map's value slots). A span that is not `writable` may be read only (a store to it
+    is a fault: a for_each_map_elem callback's key)."""
 
     name: str
     base: int
@@ -93,6 +99,7 @@ class Span:
     hi: Any
     stride: int = 0
     count: int = 0
+    writable: bool = True
 
 
 @dataclass(frozen=True)
@@ -169,7 +176,8 @@ class PathState:
     mem: Any  # z3 Array(BitVec 64, BitVec 8)
     cond: Any  # z3 Bool: the path condition
     pc: int
-    # (return slot, saved r6-r10[, the LoopFrame of a bpf_loop callback])
+    # (return slot, saved r6-r10[, the LoopFrame of a bpf_loop callback, or the
+    # ForEachFrame of a for_each_map_elem callback])
     frames: tuple[tuple[Any, ...], ...] = ()
     steps: int = 0
     fault: Any = field(default_factory=lambda: z3.BoolVal(False))
@@ -177,6 +185,9 @@ class PathState:
     trace: tuple[Call, ...] = ()  # helper calls, in order
     div_zero: Any = field(default_factory=lambda: z3.BoolVal(False))  # a DIV/MOD by zero
     records: tuple[Span, ...] = ()  # ring buffer records reserved and not yet released
+    # (data, length) once an xdp_adjust_* moved the packet on this path (64-bit terms);
+    # None: as at the start, [PACKET_BASE + PACKET_HEADROOM, + the run's packet length)
+    packet: tuple[Any, Any] | None = None
 
 
 @dataclass
@@ -205,8 +216,16 @@ class SymbolicResult:
     # conditions of the paths a bound cut off (their prefix so far): when none can hold,
     # the finished paths cover every input although `complete` is False
     unfinished: list[Any] = field(default_factory=list)
+    # z3 address of data at exit: PACKET_BASE + PACKET_HEADROOM unless a path moved it
+    # (xdp_adjust_head); data_end is then an ite over the finished paths too
+    data: Any = None
     # reads of never-written registers: (slot, register, the free value the read gave)
     unwritten: list[tuple[int, int, Any]] = field(default_factory=list)
+    addresses: Addresses | None = None  # the caches the run used (SymbolicEnv.addresses)
+    # steps of all paths together, and of the longest one: a complete run is the same run
+    # under any bounds at least these (prove reuses runs of an original)
+    steps: int = 0
+    longest: int = 0
 
 
 HelperModel = Callable[["SymbolicMachine", int], Any]
@@ -238,6 +257,9 @@ class SymbolicEnv:
     # and end a path at any slot of `cuts` (slot -> cut point id) it reaches
     start: Segment | None = None
     cuts: dict[int, int] | None = None
+    # caches of address and memory terms (addresses.py) for runs that share them: the
+    # prover's two runs and its comparisons take the same memories apart only once
+    addresses: Addresses | None = None
 
 
 @dataclass
@@ -267,8 +289,8 @@ class SymbolicMachine:
         self.maps = maps
         self.state: PathState | None = None
         # early exits (a helper model's, or LD_ABS out of the packet): the path's condition,
-        # r0, its memory and its helper calls at that point
-        self.exits: list[tuple[Any, Any, Any, tuple]] = []
+        # r0, its memory, its helper calls and its packet (PathState.packet) at that point
+        self.exits: list[tuple[Any, Any, Any, tuple, Any]] = []
         self.observe: int | None = None
         self.strict_helpers = False
         self.observed: list[PathState] = []  # states of paths at `observe`, before it runs
@@ -285,10 +307,20 @@ class SymbolicMachine:
         self.unwritten: list[tuple[int, int, Any]] = []  # see reg(): (slot, register, value)
 
     def data(self) -> Any:
+        """This path's data (xdp_adjust_head moves it)."""
+        if self.state is not None and self.state.packet is not None:
+            return self.state.packet[0]
         return z3.BitVecVal(PACKET_BASE + PACKET_HEADROOM, 64)
 
+    def packet_length(self) -> Any:
+        """This path's data_end - data (xdp_adjust_head/tail change it); the run's
+        `packet_len` until then."""
+        if self.state is not None and self.state.packet is not None:
+            return self.state.packet[1]
+        return self.packet_len
+
     def data_end(self) -> Any:
-        return self.data() + self.packet_len
+        return self.data() + self.packet_length()
 
     # ------------------------------------------------------------ Machine
 
@@ -312,11 +344,27 @@ class SymbolicMachine:
         regs[n] = z3.simplify(value)
         self.state.regs = tuple(regs)
 
-    def in_bounds(self, addr: Any, size: int) -> Any:
-        """Whether `size` bytes at `addr` lie in one region this path may access."""
+    def in_bounds(self, addr: Any, size: int, write: bool = False) -> Any:
+        """Whether `size` bytes at `addr` lie in one region this path may access (`write`:
+        may write)."""
         assert self.state is not None
         ok = []
-        for s in (*self.spans, *self.state.records):
+        # the keys of the for_each_map_elem calls in progress on this path
+        keys = [f[-1].key for f in self.state.frames if isinstance(f[-1], ForEachFrame)]
+        # the address's region, when known: spans in other regions cannot hold it, and a
+        # constant address is placed without Z3 (the same condition, simplified)
+        tag = self.addresses.region(addr)
+        value = addr.as_long() if isinstance(size, int) and z3.is_bv_value(addr) else None
+        for s in (*self.spans, *self.state.records, *keys):
+            if write and not s.writable:
+                continue
+            where = None if s.name == "packet" else _span_tag(s)
+            if where is not None and tag is not None and where != tag:
+                continue
+            if where is not None and value is not None:
+                if _holds(s, value, size):
+                    return z3.BoolVal(True)
+                continue
             if s.stride:  # slots: the right place, then room in a slot
                 shift = s.stride.bit_length() - 1
                 low = z3.ZeroExt(64 - shift, z3.Extract(shift - 1, 0, addr))
@@ -328,12 +376,14 @@ class SymbolicMachine:
                 continue
             lo = z3.BitVecVal(s.base, 64) + s.lo
             hi = z3.BitVecVal(s.base, 64) + s.hi
+            if s.name == "packet" and self.state.packet is not None:  # moved on this path
+                lo, hi = self.data(), self.data_end()
             ok.append(z3.And(z3.ULE(lo, addr), z3.ULE(addr + size, hi), z3.ULT(addr, hi)))
         return z3.Or(*ok) if ok else z3.BoolVal(False)
 
-    def _check(self, addr: Any, size: int) -> None:
+    def _check(self, addr: Any, size: int, write: bool = False) -> None:
         assert self.state is not None
-        bad = z3.simplify(z3.Not(self.in_bounds(addr, size)))
+        bad = z3.simplify(z3.Not(self.in_bounds(addr, size, write)))
         if not z3.is_false(bad):
             self.state.fault = z3.simplify(z3.Or(self.state.fault, z3.And(self.state.cond, bad)))
 
@@ -346,9 +396,10 @@ class SymbolicMachine:
             if field_ is not None:  # ctx->data and friends: the kernel loads packet pointers
                 return self.data_end() if field_.what == "data_end" else self.data()
         self._check(addr, size)
-        value = self.byte(addr)
+        mem, at = self.state.mem, self.addresses
+        value = at.read(mem, addr)
         for i in range(1, size):
-            value = z3.Concat(self.byte(addr + i), value)  # little endian
+            value = z3.Concat(at.read(mem, at.offset(addr, i)), value)  # little endian
         return z3.simplify(value)
 
     def byte(self, addr: Any) -> Any:
@@ -363,17 +414,20 @@ class SymbolicMachine:
     def store(self, addr: Any, size: int, value: Any, index: int) -> None:
         assert self.state is not None
         addr = z3.simplify(addr)
-        self._check(addr, size)
+        self._check(addr, size, write=True)
         for i in range(size):
-            self.put(addr + i, z3.Extract(8 * i + 7, 8 * i, value))
+            self._put(self.addresses.offset(addr, i), z3.Extract(8 * i + 7, 8 * i, value))
 
     def put(self, addr: Any, byte: Any) -> None:
         """Write one byte, unchecked (helper models check what they must themselves);
         every address written is remembered for the prover's comparisons."""
+        self._put(z3.simplify(addr), byte)
+
+    def _put(self, addr: Any, byte: Any) -> None:
+        """put() at a simplified address."""
         assert self.state is not None
-        addr = z3.simplify(addr)
         self.written.setdefault(addr.get_id(), addr)
-        self.state.mem = z3.Store(self.state.mem, addr, byte)
+        self.state.mem = self.addresses.store(self.state.mem, addr, byte)
 
     def pseudo_address(self, insn: LoadImm64, index: int) -> Any:
         if insn.kind == PseudoKind.IMM:
@@ -406,7 +460,7 @@ class SymbolicMachine:
         ll, net = z3.BitVecVal(SKF_LL_OFF, 64), z3.BitVecVal(SKF_NET_OFF, 64)
         adjusted = z3.If(off < net, off - ll, z3.If(off < 0, off + (ETH_HLEN - SKF_NET_OFF),
                                                    off))
-        outside = z3.Or(off < ll, z3.UGT(adjusted + size, self.packet_len))
+        outside = z3.Or(off < ll, z3.UGT(adjusted + size, self.packet_length()))
         self.exit_when(outside, z3.BitVecVal(0, 64))
         assert self.state is not None
         addr = self.data() + adjusted
@@ -430,6 +484,8 @@ class SymbolicMachine:
         else:
             result = model(self, index)
         args = tuple(r if r is not None else z3.BitVecVal(0, 64) for r in self.state.regs[1:6])
+        if model is not None:
+            args = compared_args(helper_id, args, z3.BitVecVal(0, 64))
         if self._fork is not None:  # the other outcome: its state from before the model ran
             other, cond, r0 = self._fork
             other.cond = z3.simplify(z3.And(other.cond, cond))
@@ -521,8 +577,41 @@ class SymbolicMachine:
         """End the program with `r0` on this path when `cond` holds (for helper models)."""
         assert self.state is not None
         self.exits.append((z3.And(self.state.cond, cond), r0, self.state.mem,
-                           self.state.trace))
+                           self.state.trace, self.state.packet))
         self.state.cond = z3.simplify(z3.And(self.state.cond, z3.Not(cond)))
+
+
+def _span_tag(s: Span) -> int | None:
+    """The region tag (addresses.tag_of) of every address span `s` may hold, when its
+    bounds are constants within one region."""
+    if s.stride:
+        if not isinstance(s.hi, int):
+            return None
+        if not s.count:  # a hash area's slots: its own tag
+            return s.base >> REGION_SHIFT
+        first, last = s.base, s.base + s.count * s.stride - 1
+    elif isinstance(s.lo, int) and isinstance(s.hi, int) and s.lo < s.hi:
+        first, last = s.base + s.lo, s.base + s.hi - 1
+    else:
+        return None
+    tag = first >> REGION_SHIFT
+    return tag if last >> REGION_SHIFT == tag and last < 1 << 64 else None
+
+
+def _holds(s: Span, addr: int, size: int) -> bool:
+    """in_bounds' condition for span `s` (constant bounds: _span_tag) and a constant
+    address, computed as Z3 would, modulo 2**64."""
+    wrap = (1 << 64) - 1
+    if s.stride:
+        shift = s.stride.bit_length() - 1
+        low = addr & (s.stride - 1)
+        if s.count:
+            place = s.base <= addr < (s.base + s.count * s.stride) & wrap
+        else:
+            place = addr >> (32 + shift) == s.base >> (32 + shift)
+        return place and (low + size) & wrap <= s.hi & wrap
+    lo, hi = (s.base + s.lo) & wrap, (s.base + s.hi) & wrap
+    return lo <= addr and (addr + size) & wrap <= hi and addr < hi
 
 
 HASH0 = z3.Array("hash0", z3.BitVecSort(64), z3.BitVecSort(8))
@@ -624,6 +713,8 @@ def run_symbolic(insns: list[Insn], env: SymbolicEnv | None = None, *,
     machine.strict_helpers = env.strict_helpers
     machine.hashes = hashes
     machine.cuts = env.cuts or {}
+    if env.addresses is not None:
+        machine.addresses = env.addresses
     todo = machine.todo
     if env.start is not None:
         machine.call_base = env.start.calls
@@ -632,12 +723,13 @@ def run_symbolic(insns: list[Insn], env: SymbolicEnv | None = None, *,
     else:
         todo.append(PathState(tuple(regs), start, _packet_bounds(packet_len), 0))
     finished: list[tuple[Any, Any, Any]] = []  # (cond, r0, mem)
+    windows: list[Any] = []  # per finished path: its PathState.packet
     ends: list[tuple[Any, int | None, tuple[Call, ...]]] = []
     div_zero: Any = z3.BoolVal(False)
     fault = z3.BoolVal(False)
     complete = True
     unfinished: list[Any] = []
-    total = 0
+    total = longest = 0
     while todo:
         if total > env.max_total_steps:
             complete = False
@@ -647,6 +739,7 @@ def run_symbolic(insns: list[Insn], env: SymbolicEnv | None = None, *,
         machine.state = state
         outcome = _run_path(machine, code, todo, env.max_steps)
         total += state.steps
+        longest = max(longest, state.steps)
         fault = z3.Or(fault, state.fault)
         if outcome is None:
             complete = False
@@ -658,20 +751,27 @@ def run_symbolic(insns: list[Insn], env: SymbolicEnv | None = None, *,
             if env.cuts is not None:  # loop pairing: where the path ended, and all registers
                 at_cut = machine.cuts.get(state.pc) if outcome == "cut" else None
                 r0 = _observation(at_cut, state.regs if at_cut is not None else (r0,))
+                if at_cut is not None and state.packet is not None:
+                    # the segments after a cut start from the packet as it was given
+                    raise st.Unsupported(f"insn {state.pc}: loop pairing does not carry a "
+                                         "packet moved by bpf_xdp_adjust_head/tail")
             finished.append((state.cond, r0, state.mem))
+            windows.append(state.packet)
             ends.append((state.cond, state.pc, state.trace))
-    for cond, r0, mem, trace in machine.exits:
+    for cond, r0, mem, trace, window in machine.exits:
         finished.append((cond, r0 if env.cuts is None else _observation(None, (r0,)), mem))
+        windows.append(window)
         ends.append((cond, None, trace))
-    data_end = machine.data_end() if packet_len is not None else None
+    data, data_end = _packet_at_exit(packet_len, [c for c, _, _ in finished], windows)
     areas = {a.map_name: a for a in hashes.values()}
-    written = [(a, machine.region_tag(a)) for a in machine.written.values()]
+    written = [(a, machine.addresses.region(a)) for a in machine.written.values()]
     if not finished:
         return SymbolicResult(z3.BitVecVal(0, 64), start, z3.simplify(fault), 0, False, mem0,
                               packet_len, data_end, ends, z3.simplify(div_zero),
                               machine.observed, areas, machine.keys, written,
                           list(machine.choices.values()), start,
-                              unwritten=machine.unwritten)
+                              unwritten=machine.unwritten, data=data,
+                              addresses=machine.addresses, steps=total, longest=longest)
     r0 = finished[-1][1]
     mem = finished[-1][2]
     for cond, value, m in reversed(finished[:-1]):
@@ -681,7 +781,23 @@ def run_symbolic(insns: list[Insn], env: SymbolicEnv | None = None, *,
                           mem0, packet_len, data_end, ends, z3.simplify(div_zero),
                           machine.observed, areas, machine.keys, written,
                           list(machine.choices.values()), start, unfinished,
-                          unwritten=machine.unwritten)
+                          unwritten=machine.unwritten, data=data,
+                          addresses=machine.addresses, steps=total, longest=longest)
+
+
+def _packet_at_exit(packet_len: Any, conds: list[Any], windows: list[Any]) -> tuple[Any, Any]:
+    """(data, data_end) at exit: the run's packet when no finished path moved it (the
+    common case keeps its terms), else an ite over the paths' (data, length)."""
+    if packet_len is None:
+        return None, None
+    data = z3.BitVecVal(PACKET_BASE + PACKET_HEADROOM, 64)
+    if all(w is None for w in windows):
+        return data, data + packet_len
+    last_data, length = windows[-1] or (data, packet_len)
+    for cond, w in zip(reversed(conds[:-1]), reversed(windows[:-1]), strict=True):
+        d, n = w or (data, packet_len)
+        last_data, length = z3.If(cond, d, last_data), z3.If(cond, n, length)
+    return z3.simplify(last_data), z3.simplify(last_data + length)
 
 
 def _packet_bounds(packet_len: Any) -> Any:
@@ -729,6 +845,10 @@ def _run_path(m: SymbolicMachine, code: dict[int, Insn], todo: list[PathState],
                 and BPF_LOOP in m.helpers:
             loop_call(m, s.pc, code)  # enters the callback, or returns at once
             continue
+        if isinstance(insn, CallInsn) and insn.kind == CallKind.HELPER and insn.imm == FOR_EACH \
+                and FOR_EACH in m.helpers:
+            for_each_call(m, s.pc, code)  # over an array: enters the callback for element 0
+            continue
         if isinstance(insn, Alu) and insn.op in _DIVISIONS and insn.src is not None:
             divisor = m.reg(insn.src, s.pc)
             if insn.bits == 32:
@@ -774,6 +894,9 @@ def _run_path(m: SymbolicMachine, code: dict[int, Insn], todo: list[PathState],
                     return True
                 if isinstance(s.frames[-1][-1], LoopFrame):  # a bpf_loop callback returns
                     loop_return(m)
+                    continue
+                if isinstance(s.frames[-1][-1], ForEachFrame):  # a for_each callback returns
+                    for_each_return(m)
                     continue
                 (ret, saved), s.frames = s.frames[-1], s.frames[:-1]
                 regs = list(s.regs)

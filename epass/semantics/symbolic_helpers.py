@@ -19,7 +19,8 @@ import z3
 
 from epass.isa import HELPER_IDS
 from epass.semantics import step as st
-from epass.semantics.interp import CODE_BASE
+from epass.semantics.helpers import XDP_DATA_HARD_END, XDP_FRAME_SIZE
+from epass.semantics.interp import CODE_BASE, ETH_HLEN
 from epass.semantics.maps import (
     ARRAY_TYPES,
     BPF_EXIST,
@@ -32,7 +33,14 @@ from epass.semantics.maps import (
     HASH_TYPES,
     MapState,
 )
-from epass.semantics.memory import MAP_STRIDE, STACK_BASE, STACK_SIZE, STACK_STRIDE
+from epass.semantics.memory import (
+    KERNEL_BASE,
+    MAP_STRIDE,
+    PACKET_BASE,
+    STACK_BASE,
+    STACK_SIZE,
+    STACK_STRIDE,
+)
 from epass.uapi import MapType
 
 if TYPE_CHECKING:
@@ -189,7 +197,7 @@ def _skb_load_bytes(m: SymbolicMachine, index: int) -> Any:
     if not z3.is_bv_value(length):
         return _skb_load_bytes_variable(m, offset, dst, length)
     n = length.as_long()
-    ok = z3.ULE(offset + n, m.packet_len)
+    ok = z3.ULE(offset + n, m.packet_length())
     source = [m.byte(m.data() + offset + i) for i in range(n)]
     for i in range(n):
         byte = z3.If(ok, source[i], z3.BitVecVal(0, 8))
@@ -204,9 +212,9 @@ def _skb_load_bytes_variable(m: SymbolicMachine, offset: Any, dst: Any, n: Any) 
     either program wrote; for this write it gets one free address, which stands for all
     of them (a difference anywhere in the copy is a model for it)."""
     assert m.state is not None and m.packet_len is not None
-    bad = z3.And(n != 0, z3.Not(m.in_bounds(dst, n)))
+    bad = z3.And(n != 0, z3.Not(m.in_bounds(dst, n, write=True)))
     m.state.fault = z3.simplify(z3.Or(m.state.fault, z3.And(m.state.cond, bad)))
-    ok = z3.ULE(offset + n, m.packet_len)
+    ok = z3.ULE(offset + n, m.packet_length())
     mem = m.state.mem
     a = z3.BitVec("copied_byte", 64)  # bound by the lambda
     inside = z3.And(z3.ULE(dst, a), z3.ULT(a - dst, n))
@@ -215,6 +223,67 @@ def _skb_load_bytes_variable(m: SymbolicMachine, offset: Any, dst: Any, n: Any) 
     anywhere = z3.BitVec("variable_copy_address", 64)  # free: the prover's any address
     m.written.setdefault(anywhere.get_id(), anywhere)
     return z3.If(ok, _bv(0), _bv(-EFAULT))
+
+
+MAX_CLEARED_STORES = 64  # a grown tail of more bytes (or an unknown number) is one term
+
+
+def _xdp_adjust(m: SymbolicMachine, index: int, head: bool) -> Any:
+    """bpf_xdp_adjust_head/tail(ctx, offset), as the interpreter's model (helpers._adjust):
+    the offset is the low 32 bits of r2, signed; data may not come within XDP_FRAME_SIZE
+    bytes of data_hard_start (PACKET_BASE), data_end may not pass XDP_DATA_HARD_END (the
+    skb_shared_info), and ETH_HLEN bytes must remain. Otherwise the call returns -EINVAL
+    and changes nothing (a path of its own). On success this path's packet moves
+    (PathState.packet) and a grown tail is cleared.
+
+    The headroom a grown head uncovers holds the initial memory's bytes: any value, as in
+    a driver's frame (the interpreter's, like BPF_PROG_TEST_RUN's, are zeros)."""
+    if m.packet_len is None:
+        return _bv(-EINVAL)
+    assert m.state is not None
+    delta = z3.SignExt(32, z3.Extract(31, 0, m.reg(2, index)))
+    data, length = m.data(), m.packet_length()
+    lo = data - PACKET_BASE  # the interpreter's window: offsets from data_hard_start
+    # signed comparisons: offsets and lengths are small, delta is an int
+    if head:
+        new_data, new_length = data + delta, length - delta
+        fails = z3.Or(lo + delta < XDP_FRAME_SIZE, new_length < ETH_HLEN)
+    else:
+        new_data, new_length = data, length + delta
+        fails = z3.Or(new_length < ETH_HLEN, lo + new_length > XDP_DATA_HARD_END)
+    fails = z3.simplify(fails)
+    if z3.is_true(fails):
+        return _bv(-EINVAL)
+    m.fork(fails, _bv(-EINVAL))
+    if not head:
+        _clear_grown_tail(m, z3.simplify(data + length), z3.simplify(delta))
+    m.state.packet = (z3.simplify(new_data), z3.simplify(new_length))
+    return _bv(0)
+
+
+def _clear_grown_tail(m: SymbolicMachine, end: Any, delta: Any) -> None:
+    """Zero [end, end + delta) when delta > 0, as the kernel does for a grown tail: byte by
+    byte for a small constant delta, else one array term with the prover's free address
+    (as _skb_load_bytes_variable)."""
+    assert m.state is not None
+    if z3.is_bv_value(delta) and delta.as_signed_long() <= MAX_CLEARED_STORES:
+        for i in range(max(delta.as_signed_long(), 0)):
+            m.put(end + i, z3.BitVecVal(0, 8))
+        return
+    mem = m.state.mem
+    a = z3.BitVec("cleared_byte", 64)  # bound by the lambda
+    inside = z3.And(delta > 0, z3.ULT(a - end, delta))
+    m.state.mem = z3.Lambda([a], z3.If(inside, z3.BitVecVal(0, 8), z3.Select(mem, a)))
+    anywhere = z3.BitVec("variable_copy_address", 64)  # free: the prover's any address
+    m.written.setdefault(anywhere.get_id(), anywhere)
+
+
+def _xdp_adjust_head(m: SymbolicMachine, index: int) -> Any:
+    return _xdp_adjust(m, index, head=True)
+
+
+def _xdp_adjust_tail(m: SymbolicMachine, index: int) -> Any:
+    return _xdp_adjust(m, index, head=False)
 
 
 # ---------------------------------------------------------------- ring buffers
@@ -434,6 +503,114 @@ def _leave(s: Any, ret: int, saved: tuple, r0: Any, pop: bool = True) -> None:
     s.pc = ret
 
 
+# ---------------------------------------------------------------- bpf_for_each_map_elem
+# As bpf_loop: the symbolic run enters the callback as a call whose frame carries a
+# ForEachFrame. Over array maps only: max_entries is a constant, so the walk over the
+# elements is unrolled, forking where the callback may return non-zero. The key lives
+# where the interpreter puts it (helpers.for_each_map_elem), read-only.
+
+FOR_EACH = HELPER_IDS["bpf_for_each_map_elem"]
+KEY_STRIDE = 0x1_0000  # nesting level d's key at KERNEL_BASE - KEY_STRIDE * (d + 1)
+
+
+@dataclass(frozen=True)
+class ForEachFrame:
+    """A for_each_map_elem over an array in progress: the element the callback has now,
+    the map, the callback's slot, its ctx, the key's span (symbolic.Span, read-only) and
+    the caller's r0 (each call of the callback starts from the caller's registers, as in
+    the interpreter)."""
+
+    i: int
+    map: MapState
+    target: int
+    ctx: Any
+    key: Any
+    r0: Any
+
+
+def for_each_call(m: SymbolicMachine, index: int, code: Mapping[int, Any]) -> None:
+    """bpf_for_each_map_elem(map, callback, ctx, flags) at `index`: the call goes into the
+    trace (the callback as 0, as for bpf_loop); flags other than 0 return -EINVAL on a path
+    of their own; else the callback is entered for element 0. Hash maps: no model (the
+    kernel walks them in bucket order, which no input describes)."""
+    from epass.semantics.symbolic import Call, Span
+
+    s = m.state
+    assert s is not None
+    mp = m.map_of(1, index)
+    if mp.type not in ARRAY_TYPES:
+        kind = "hash" if mp.type in HASH_TYPES else MapType(mp.type).name.lower()
+        raise st.Unsupported(f"insn {index}: bpf_for_each_map_elem over {kind} map {mp.name}:"
+                             " the kernel's iteration order over it is not modelled")
+    fn, ctx, flags = (z3.simplify(m.reg(r, index)) for r in (2, 3, 4))
+    if not z3.is_bv_value(fn):
+        raise st.Unsupported(f"insn {index}: bpf_for_each_map_elem's callback is not a "
+                             "constant")
+    # as the interpreter lists it: r1-r5 (unset ones 0), the callback as 0
+    r5 = s.regs[5] if s.regs[5] is not None else _bv(0)
+    s.calls += 1
+    s.trace = (*s.trace, Call(FOR_EACH, (_bv(mp.handle), _bv(0), ctx, flags, r5)))
+    saved = s.regs[6:11]
+    if not _fork(m, z3.simplify(flags != 0),
+                 lambda o: _leave(o, index + 1, saved, _bv(-EINVAL), pop=False)):
+        return
+    if mp.max_entries == 0:
+        _leave(s, index + 1, saved, _bv(0), pop=False)
+        return
+    target = (fn.as_long() - CODE_BASE) // 8
+    if (fn.as_long() - CODE_BASE) % 8 or target not in code:
+        raise st.Unsupported(f"insn {index}: bpf_for_each_map_elem's callback is not a "
+                             "function")
+    if len(s.frames) + 1 >= MAX_FRAMES:
+        raise st.Unsupported(f"insn {index}: more than {MAX_FRAMES} call frames")
+    # each nesting level has its own key, as each call has its own kernel stack frame
+    depth = sum(isinstance(f[-1], ForEachFrame) for f in s.frames)
+    key = Span(f"{mp.name}.key", KERNEL_BASE - KEY_STRIDE * (depth + 1), 0, mp.key_size,
+               writable=False)
+    each = ForEachFrame(0, mp, target, ctx, key, s.regs[0])
+    s.frames = (*s.frames, (index + 1, saved, each))
+    _call_each(s)
+
+
+def for_each_return(m: SymbolicMachine) -> None:
+    """The callback of the innermost for_each_map_elem returned: the walk ends with i + 1
+    where r0 is not 0, with max_entries after the last element, and goes on to element
+    i + 1 elsewhere."""
+    s = m.state
+    assert s is not None
+    ret, saved, each = s.frames[-1]
+    stop = z3.simplify(m.reg(0, s.pc) != 0)
+    if not _fork(m, stop, lambda o: _leave(o, ret, saved, _bv(each.i + 1))):
+        return
+    if each.i + 1 >= each.map.max_entries:
+        _leave(s, ret, saved, _bv(each.map.max_entries))
+        return
+    s.frames = (*s.frames[:-1], (ret, saved, replace(each, i=each.i + 1)))
+    regs = list(s.regs)
+    regs[6:10] = saved[:4]
+    s.regs = tuple(regs)
+    _call_each(s)
+
+
+def _call_each(s: Any) -> None:
+    """Enter the callback for element i: (map, &key, &value, ctx), the key's bytes written
+    (by the kernel, not the program: they are no address a proof compares)."""
+    each = s.frames[-1][2]
+    mp, i = each.map, each.i
+    raw = i.to_bytes(mp.key_size, "little")
+    mem = s.mem
+    for k, byte in enumerate(raw):
+        mem = z3.Store(mem, _bv(each.key.base + k), z3.BitVecVal(byte, 8))
+    s.mem = mem
+    value = mp.entries[raw].base
+    regs = list(s.regs)
+    regs[0] = each.r0
+    regs[1:6] = [_bv(mp.handle), _bv(each.key.base), _bv(value), each.ctx, None]
+    regs[10] = _bv(STACK_BASE + len(s.frames) * STACK_STRIDE + STACK_SIZE)
+    s.regs = tuple(regs)
+    s.pc = each.target
+
+
 def _no_model(name: str) -> HelperModel:
     def refuse(m: SymbolicMachine, index: int) -> Any:
         raise st.Unsupported(f"insn {index}: helper {name} has no symbolic model yet")
@@ -452,13 +629,34 @@ LINUX_MODELS: dict[int, HelperModel] = {
     HELPER_IDS["bpf_ringbuf_discard"]: _ringbuf_discard,
     HELPER_IDS["bpf_ringbuf_output"]: _ringbuf_output,
     HELPER_IDS["bpf_get_current_comm"]: _get_current_comm,
+    HELPER_IDS["bpf_xdp_adjust_head"]: _xdp_adjust_head,
+    HELPER_IDS["bpf_xdp_adjust_tail"]: _xdp_adjust_tail,
 }
 for _name in ("bpf_probe_read_kernel", "bpf_probe_read_user", "bpf_probe_read"):
     LINUX_MODELS[HELPER_IDS[_name]] = _probe_read
 for _name in ("bpf_probe_read_kernel_str", "bpf_probe_read_user_str", "bpf_probe_read_str"):
     LINUX_MODELS[HELPER_IDS[_name]] = _probe_read_str
-# helpers that move the packet or call back into the program: an uninterpreted result
-# would be wrong (bpf_loop: only through callx; symbolic._run_path runs the call itself)
-for _name in ("bpf_xdp_adjust_head", "bpf_xdp_adjust_tail", "bpf_loop",
-              "bpf_for_each_map_elem"):
+
+# Pointer arguments (positions among r1-r5) that a model above only writes through, or
+# whose bytes it sends out (Call.output): what lands there is in memory, where the
+# program's later uses compare it, so a proof compares the call without the address. A
+# transformation may move a buffer within the stack (stack_depth reuses a dead frame).
+WRITE_ONLY_ARGS: dict[int, tuple[int, ...]] = {
+    HELPER_IDS["bpf_skb_load_bytes"]: (2,),  # to
+    HELPER_IDS["bpf_get_current_comm"]: (0,),  # buf
+    HELPER_IDS["bpf_ringbuf_output"]: (1,),  # data: its bytes are the call's output
+}
+for _name in ("bpf_probe_read_kernel", "bpf_probe_read_user", "bpf_probe_read",
+              "bpf_probe_read_kernel_str", "bpf_probe_read_user_str", "bpf_probe_read_str"):
+    WRITE_ONLY_ARGS[HELPER_IDS[_name]] = (0,)  # dst
+
+
+def compared_args(helper_id: int, args: tuple[Any, ...], zero: Any) -> tuple[Any, ...]:
+    """A modelled helper call's arguments as proofs compare them: write-only buffers as
+    `zero`."""
+    skip = WRITE_ONLY_ARGS.get(helper_id, ())
+    return tuple(zero if k in skip else a for k, a in enumerate(args))
+# helpers that call back into the program: an uninterpreted result would be wrong (only
+# through callx; symbolic._run_path runs those calls itself)
+for _name in ("bpf_loop", "bpf_for_each_map_elem"):
     LINUX_MODELS[HELPER_IDS[_name]] = _no_model(_name)

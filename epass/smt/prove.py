@@ -27,6 +27,7 @@ imports the compiler it judges (ir, codegen, passes).
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -74,6 +75,7 @@ REPLAY_RECORDS, MAX_RECORD = 4, 4096  # ring buffer records whose first bytes re
 SPLIT_OR = 8  # a difference with more disjuncts than this is solved one disjunct at a time
 FIRST_ROUND_MIN = 0.05  # seconds: the least a disjunct gets in the first round
 MAX_TOTAL_STEPS = 200_000  # over all paths of one program: past it the answer is UNKNOWN
+ORIGINAL_RUNS = 8  # symbolic runs of originals kept for later proofs (see _run_original)
 
 
 class Verdict(Enum):
@@ -147,32 +149,38 @@ def prove(original: list[Insn], transformed: list[Insn], inputs: ProofInputs, *,
     env = SymbolicEnv(prog_type=inputs.prog_type, packet_len=inputs.packet_len,
                       maps=inputs.maps,
                       max_steps=unroll * max(len(original), len(transformed)),
-                      max_total_steps=MAX_TOTAL_STEPS, strict_helpers=True)
+                      max_total_steps=MAX_TOTAL_STEPS, strict_helpers=True,
+                      addresses=Addresses())
     paired = ""
     if loops == "pair":
         return _prove_paired(original, transformed, inputs, env, start + timeout, aborts, done)
     first = None
     if loops == "auto" and loop_headers(original):
-        # pairing first: when it shows equivalence, the unrolling (which may spend most of
-        # the timeout on paths past the bound) is not needed; a weaker answer waits
+        # pairing first, registers equal by number (cheap): when it shows equivalence, the
+        # unrolling (which may spend most of the timeout on paths past the bound) is not
+        # needed; a weaker answer waits
         first = _prove_paired(original, transformed, inputs, env, start + timeout / 2, aborts,
-                              done)
+                              done, inferred=False)
         if first.verdict == Verdict.EQUIVALENT:
             return first
     try:
-        p = run_symbolic(original, env)
+        p, env.addresses = _run_original(original, env)
         t = run_symbolic(transformed, env)
     except (st.Unsupported, MemoryFault) as e:
         return done(Verdict.UNKNOWN, "unsupported", str(e))
     paths = (p.paths, t.paths)
     if not (p.complete and t.complete):
-        if loops == "auto":
-            result = first or _prove_paired(original, transformed, inputs, env,
-                                            start + timeout, aborts, done)
+        # covering runs first: where they work, the checks tell whether an abort really
+        # fires, which pairing (from any header state) cannot
+        covering = _covering_runs(original, transformed, env, unroll, (p, t), start + timeout)
+        if covering is None and loops == "auto":
+            result = first
+            if result is None or result.verdict == Verdict.UNKNOWN:  # with inference
+                result = _prove_paired(original, transformed, inputs, env, start + timeout,
+                                       aborts, done)
             if result.verdict != Verdict.UNKNOWN:
                 return result
             paired = f"; loop pairing: {result.reason}"
-        covering = _covering_runs(original, transformed, env, unroll, (p, t), start + timeout)
         if covering is None:
             return done(Verdict.UNKNOWN, "bound",
                         f"a path runs past the unroll bound ({unroll} times each instruction) "
@@ -210,6 +218,34 @@ def prove(original: list[Insn], transformed: list[Insn], inputs: ProofInputs, *,
         return done(Verdict.REFINES, "all", f"{agree} wherever the transformed program does "
                     f"not abort; {len(firing)} abort site(s) can fire", paths, None, sites)
     return done(Verdict.EQUIVALENT, "all", f"{agree} on every input", paths, None, sites)
+
+
+_runs: OrderedDict[tuple, tuple[SymbolicEnv, SymbolicResult]] = OrderedDict()
+
+
+def _run_original(original: list[Insn], env: SymbolicEnv) -> tuple[SymbolicResult, Any]:
+    """run_symbolic(original, env) and the address caches it used, kept for the next proofs
+    of the same original (the repair engine proves each candidate against one program):
+    a run depends only on the program and the environment, and a complete run (no path
+    cut) is also the run under any bounds its paths stay within."""
+    key = (tuple(original), env.prog_type, env.packet_len, env.strict_helpers, env.mem_size,
+           env.indirect_calls, env.observe,
+           tuple((m.name, m.type, m.key_size, m.value_size, m.max_entries,
+                  tuple(sorted(m.contents.items()))) for m in env.maps))
+    hit = _runs.get(key)
+    if hit is not None and env.helpers is None and env.start is None and env.cuts is None:
+        old, run = hit
+        same = (old.max_steps, old.max_total_steps) == (env.max_steps, env.max_total_steps)
+        if same or run.complete and run.longest <= env.max_steps and \
+                run.steps <= env.max_total_steps:
+            _runs.move_to_end(key)
+            return run, old.addresses
+    run = run_symbolic(original, env)
+    if env.helpers is None and env.start is None and env.cuts is None:
+        _runs[key] = (replace(env), run)
+        while len(_runs) > ORIGINAL_RUNS:
+            _runs.popitem(last=False)
+    return run, env.addresses
 
 
 DEEPEN = (4, 6, 8, 12, 16, 24)  # unroll bounds tried below the given one, shallowest first
@@ -265,8 +301,9 @@ def _aborting(t: SymbolicResult, aborts: Sequence[int]) -> list[Any]:
 
 def _prove_paired(original: list[Insn], transformed: list[Insn], inputs: ProofInputs,
                   env: SymbolicEnv, deadline: float, aborts: Sequence[int],
-                  done: Any) -> ProofResult:
-    """Loop pairing (loops.py): every segment's checks, with the state at cut points."""
+                  done: Any, inferred: bool = True) -> ProofResult:
+    """Loop pairing (loops.py): every segment's checks, with the state at cut points
+    (`inferred`: also with a relation loops.infer finds)."""
     fires = []
 
     def check(p: SymbolicResult, t: SymbolicResult) -> tuple[bool, str]:
@@ -286,7 +323,7 @@ def _prove_paired(original: list[Insn], transformed: list[Insn], inputs: ProofIn
                 return False, f"the {prop} check fails from some state"
         return True, ""
 
-    pairing = segments(original, transformed, env, check)
+    pairing = segments(original, transformed, env, check, deadline, inferred)
     paths = (sum(p.paths for p, _ in pairing.segments),
              sum(t.paths for _, t in pairing.segments))
     if not pairing.proven:
@@ -331,7 +368,10 @@ class _Checks:
         self.map_state = maps
         self.solver.add(*distinct_keys(p, t))
         self._mem0: tuple[dict[int, int], int] | None = None
-        self.addresses = Addresses()
+        # the runs' own caches when they shared them (prove's runs do): their memories are
+        # taken apart already
+        shared = p.addresses is not None and p.addresses is t.addresses
+        self.addresses = p.addresses if shared else Addresses()
 
     def abort_sites(self, slots: list[int]) -> list[AbortSite]:
         """When each abort fires and whether the original was unsafe there (a solver of its
@@ -375,8 +415,11 @@ class _Checks:
         p, t = self.p, self.t
         out = [("fault", t.fault), ("r0", p.r0 != t.r0)]
         if p.packet_len is not None:
-            data = z3.BitVecVal(PACKET_BASE + PACKET_HEADROOM, 64)
-            out.append(("packet", z3.Or(p.data_end != t.data_end, *self._written_differ(
+            data = z3.BitVecVal(PACKET_BASE + PACKET_HEADROOM, 64) if p.data is None else p.data
+            # where data is at exit (bpf_xdp_adjust_head moves it): compared only when a
+            # program may have moved it
+            moved = [] if t.data is None or data.eq(t.data) else [data != t.data]
+            out.append(("packet", z3.Or(*moved, p.data_end != t.data_end, *self._written_differ(
                 tag_of(PACKET_BASE), lambda a: z3.And(z3.ULE(data, a), z3.ULT(a, p.data_end))))))
         maps = self._written_differ(tag_of(MAP_BASE), self._in_array_value)
         for area in p.hashes.values():
@@ -467,7 +510,8 @@ class _Checks:
                     value = call.args[part]
                 else:
                     value = z3.BitVecVal(0, 64)
-                term = z3.If(cond, value, term)
+                if not value.eq(term):  # If(c, x, x) is x
+                    term = z3.If(cond, value, term)
             return term
 
         ends = self.p.path_ends + self.t.path_ends
@@ -508,24 +552,32 @@ class _Checks:
         return z3.unknown
 
     def _check(self, part: Any, seconds: float) -> Any:
+        """`part` is an assumption, not pushed: what the solver learns about the shared
+        background (the original's faults, the path conditions) then serves every later
+        part too, where a pop would forget it (a split check runs many times faster)."""
         self.solver.set("timeout", max(1, int(seconds * 1000)))
-        self.solver.push()
-        self.solver.add(part)
-        answer = self.solver.check()
+        answer = self.solver.check(part)
         if answer == z3.sat:
             self.model = self.solver.model()
+            self.solver.push()
+            self.solver.add(part)
             self._shorten()
+            self.solver.pop()
             self._mem0 = None
-        self.solver.pop()
         return answer
 
     def _shorten(self) -> None:
         """Prefer a model the interpreter can replay (no map full: replays have room) and
         then the shortest packet that still shows the difference (a smaller report)."""
         self.solver.push()
-        choices = self.p.choices + self.t.choices
-        if choices:
-            self.solver.add(*[z3.Not(c) for c in choices])
+        prefer = [z3.Not(c) for c in self.p.choices + self.t.choices]
+        start = z3.BitVecVal(PACKET_BASE + PACKET_HEADROOM, 64)
+        if any(r.data is not None and not r.data.eq(start) for r in (self.p, self.t)):
+            # bpf_xdp_adjust_head uncovered headroom: the interpreter's holds zeros
+            prefer += [z3.Select(self.p.memory0, z3.BitVecVal(PACKET_BASE + k, 64)) == 0
+                       for k in range(PACKET_HEADROOM)]
+        if prefer:
+            self.solver.add(*prefer)
             if self.solver.check() == z3.sat:
                 self.model = self.solver.model()
             else:

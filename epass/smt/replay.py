@@ -20,7 +20,12 @@ from epass.semantics.helpers import LINUX_HELPERS
 from epass.semantics.interp import Environment, Interpreter, MapSpec, RunResult, StepLimit, run
 from epass.semantics.memory import Region, RegionKind
 from epass.semantics.symbolic import PURE_HELPERS, helper_args, uninterpreted_helper
-from epass.semantics.symbolic_helpers import current_comm, kernel_memory, kernel_readable
+from epass.semantics.symbolic_helpers import (
+    compared_args,
+    current_comm,
+    kernel_memory,
+    kernel_readable,
+)
 
 PROBE_READS = {HELPER_IDS[n]: n.endswith("_str") for n in (
     "bpf_probe_read_kernel", "bpf_probe_read_user", "bpf_probe_read",
@@ -100,7 +105,8 @@ def replay(insns: list, prog_type: Any, packet: bytes, ctx: bytes, maps: list[Ma
         return {"error": str(e)}
     return {"r0": r.r0, "packet": r.packet.hex(), "ctx": r.ctx.hex(),
             "output": [record.hex() for record in r.output],
-            "calls": [[name, [f"{a:#x}" for a in args]] for name, args in r.helper_calls],
+            "calls": [[name, [f"{a:#x}" for a in compared_args(HELPER_IDS.get(name, -1), args, 0)]]
+                      for name, args in r.helper_calls],
             "maps": {name: {k.hex(): v.hex() for k, v in entries.items()}
                      for name, entries in r.maps.items()},
             "fault": None if r.fault is None else str(r.fault)}

@@ -9,8 +9,9 @@ made-up pointer) is a fault in the semantics (epass/semantics): the symbolic
 run collects, over every path, the condition under which one happens. A
 witness is replayed on the interpreter with the model's world (map contents,
 helper results, stack bytes); it is `confirmed` when the replay faults too.
-The answer covers every path within the unroll bound; a path past it raises
-UnknownAnswer, as does Z3 giving up.
+A fault on any path followed, cut off by the bounds or not, is an answer; "no
+fault" covers every path within the unroll bound, and a path past it raises
+UnknownAnswer instead, as does Z3 giving up.
 """
 
 from __future__ import annotations
@@ -55,9 +56,6 @@ def find_fault(insns: list[Insn], inputs: ProofInputs, *, timeout: float = 30.0,
         result = run_symbolic(insns, env)
     except (st.Unsupported, MemoryFault) as e:
         raise UnknownAnswer(str(e)) from None
-    if not result.complete:
-        raise UnknownAnswer(f"a path runs past the unroll bound ({unroll}) or the paths "
-                            f"past {max_total_steps} steps in all")
     checks = _Checks(result, result, inputs, timeout)
     # the prover's solver assumes the verifier kept faulting inputs away: not here
     checks.solver = z3.Solver()
@@ -65,10 +63,15 @@ def find_fault(insns: list[Insn], inputs: ProofInputs, *, timeout: float = 30.0,
         checks.solver.add(z3.ULE(ETH_HLEN, result.packet_len),
                           z3.ULE(result.packet_len, MAX_PACKET))
     checks.solver.add(*distinct_keys(result, result))
+    # a fault on a path the bounds cut off is a fault all the same (its condition is
+    # exact up to where the path stopped); only "no fault" needs every path
     answer = checks.solve(result.fault, timeout)
     if answer == z3.unknown:
         raise UnknownAnswer(f"Z3 gave up (timeout {timeout:g} s)")
     if answer == z3.unsat:
+        if not result.complete:
+            raise UnknownAnswer(f"a path runs past the unroll bound ({unroll}) or the paths "
+                                f"past {max_total_steps} steps in all")
         return None
     cex = checks.counterexample(insns, insns)
     return FaultWitness(cex.packet, cex.ctx, cex.maps, cex.original,
