@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from epass.codegen import compile_module
@@ -81,6 +82,27 @@ class Options:
     # the symbolic run of the safety question over all paths: past it, "unknown" (long
     # loops would otherwise take minutes; the final proof decides anyway)
     safety_steps: int = 40_000
+
+
+# a proof that runs past the unroll bound is tried once more, this much deeper (loops of
+# up to a few hundred trips are common; their runs are cheap next to the solver's work)
+DEEPER_UNROLL, DEEPER_STEPS = 4, 1_000_000
+
+
+def _prove(original: list, transformed: list, inputs: ProofInputs, aborts: Sequence[int],
+           opts: Options) -> ProofResult:
+    """prove(), and when the unrolling ran past its bounds, again with deeper ones (the
+    first try's time counted against the timeout)."""
+    start = time.perf_counter()
+    proof = prove(original, transformed, inputs, timeout=opts.timeout, unroll=opts.unroll,
+                  aborts=aborts)
+    left = opts.timeout - (time.perf_counter() - start)
+    if proof.verdict != Verdict.UNKNOWN or proof.property != "bound" or left <= 1:
+        return proof
+    deeper = prove(original, transformed, inputs, timeout=left,
+                   unroll=opts.unroll * DEEPER_UNROLL, aborts=aborts,
+                   max_total_steps=DEEPER_STEPS)
+    return deeper if deeper.verdict != Verdict.UNKNOWN else proof
 
 
 def proof_insns(obj: BpfObject, program: Program) -> list:
@@ -176,8 +198,7 @@ def _repair(obj: BpfObject, program: Program, loaded: LoadedObject,
                     rnd.tried.append(f"{strategy.name}: {candidate.description}: the verifier "
                                      "still stops there")
                     continue
-                proof = prove(original, proof_insns(obj, new), inputs, timeout=opts.timeout,
-                              unroll=opts.unroll, aborts=new.aborts)
+                proof = _prove(original, proof_insns(obj, new), inputs, new.aborts, opts)
                 if not _proven(proof, opts):
                     undecided |= proof.verdict == Verdict.UNKNOWN
                     rnd.tried.append(f"{strategy.name}: {candidate.description}: proof "

@@ -19,6 +19,7 @@ import z3
 
 from epass.isa import HELPER_IDS
 from epass.semantics import step as st
+from epass.semantics.addresses import REGION_SHIFT
 from epass.semantics.helpers import XDP_DATA_HARD_END, XDP_FRAME_SIZE
 from epass.semantics.interp import CODE_BASE, ETH_HLEN
 from epass.semantics.maps import (
@@ -121,11 +122,35 @@ def _copy(m: SymbolicMachine, dst: Any, src: Any, size: int, when: Any, index: i
         m.put(dst + i, z3.If(when, byte, m.byte(dst + i)))
 
 
+def _array_slot(mp: MapState, key: Any) -> Any:
+    """_array_value for a key below max_entries, as a concatenation: the region's bits, the
+    value's index within the region, zeros. Equal to base + key * MAP_STRIDE for such keys,
+    it shows its region and that it is not NULL to simplification and addresses.py without
+    Z3. None when the map's values do not all lie in one region."""
+    base = mp.entries[(0).to_bytes(4, "little")].base
+    shift = MAP_STRIDE.bit_length() - 1
+    bits = REGION_SHIFT - shift  # of a value's index within its region
+    first = (base >> shift) & ((1 << bits) - 1)
+    if base % MAP_STRIDE or first + mp.max_entries > 1 << bits:
+        return None
+    index = z3.Extract(bits - 1, 0, key) + z3.BitVecVal(first, bits)
+    return z3.Concat(z3.BitVecVal(base >> REGION_SHIFT, 64 - REGION_SHIFT), index,
+                     z3.BitVecVal(0, shift))
+
+
 def _map_lookup_elem(m: SymbolicMachine, index: int) -> Any:
     mp = m.map_of(1, index)
     if _map_kind(mp, index) == "array":
         key = _array_key(m, index)
-        return z3.If(z3.ULT(key, mp.max_entries), _array_value(mp, key), _bv(0))
+        inside = z3.ULT(key, mp.max_entries)
+        value = _array_slot(mp, key)
+        if value is None:
+            return z3.If(inside, _array_value(mp, key), _bv(0))
+        # NULL on a path of its own (as for hash maps): on the other, the value's address
+        # is a term whose region and non-NULLness simplification sees (the program's NULL
+        # check is then decided on each path, and its accesses placed without Z3)
+        m.fork(z3.Not(inside), _bv(0))
+        return value
     slot = m.hash_slot(mp, index)
     assert m.state is not None
     m.fork(z3.Not(m.byte(slot.flag) != 0), _bv(0))  # NULL on a path of its own

@@ -129,13 +129,15 @@ class ProofResult:
 
 def prove(original: list[Insn], transformed: list[Insn], inputs: ProofInputs, *,
           timeout: float = 30.0, unroll: int = DEFAULT_UNROLL,
-          aborts: Sequence[int] = (), loops: str = "auto") -> ProofResult:
+          aborts: Sequence[int] = (), loops: str = "auto",
+          max_total_steps: int = MAX_TOTAL_STEPS) -> ProofResult:
     """Decide whether `transformed` behaves like `original` on every input.
 
     `aborts`: slots of `transformed`'s exits that a pass inserted to abort; where one
     is reached the programs may differ, and the verdict is REFINES if one can be.
     `loops`: "unroll" (paths up to the bound), "pair" (loop pairing only, loops.py) or
-    "auto" (unroll; pair the loops when a path runs past the bound)."""
+    "auto" (unroll; pair the loops when a path runs past the bound). `max_total_steps`
+    bounds the unrolled run of each program over all its paths."""
     start = time.perf_counter()
 
     def done(verdict: Verdict, prop: str, reason: str, paths: tuple[int, int] = (0, 0),
@@ -149,7 +151,7 @@ def prove(original: list[Insn], transformed: list[Insn], inputs: ProofInputs, *,
     env = SymbolicEnv(prog_type=inputs.prog_type, packet_len=inputs.packet_len,
                       maps=inputs.maps,
                       max_steps=unroll * max(len(original), len(transformed)),
-                      max_total_steps=MAX_TOTAL_STEPS, strict_helpers=True,
+                      max_total_steps=max_total_steps, strict_helpers=True,
                       addresses=Addresses())
     paired = ""
     if loops == "pair":
@@ -184,7 +186,7 @@ def prove(original: list[Insn], transformed: list[Insn], inputs: ProofInputs, *,
         if covering is None:
             return done(Verdict.UNKNOWN, "bound",
                         f"a path runs past the unroll bound ({unroll} times each instruction) "
-                        f"or the paths past {MAX_TOTAL_STEPS} steps in all{paired}", paths)
+                        f"or the paths past {max_total_steps} steps in all{paired}", paths)
         p, t = covering
         paths = (p.paths, t.paths)
     checks = _Checks(p, t, inputs, timeout)

@@ -17,7 +17,7 @@ needed: the next round's). Z3 must show the check never fires.
 from __future__ import annotations
 
 from epass.ir import model as ir
-from epass.ir.builder import Builder
+from epass.ir.builder import Builder, replace_all_uses
 from epass.isa import insn as bc
 from epass.isa.opcodes import AluOp, JmpOp
 from epass.kernel.verifier_log import ErrorClass
@@ -106,11 +106,53 @@ def propose(site: Site) -> list[Candidate]:
     origin = add.origin
 
     def bound(s: Site) -> None:
-        target = next(i for f in s.module.functions for i in f.instructions()
-                      if i.origin == origin and isinstance(i, ir.Alu))
+        target = _alu_at(s, origin)
         Builder.before(target).guard(JmpOp.GT, target.operands[which], limit, code=0)
 
-    return [Candidate(f"check the offset added at insn {origin} is at most {limit}", bound)]
+    out = [Candidate(f"check the offset added at insn {origin} is at most {limit}", bound)]
+    return out + _rebase(site, add, which)
+
+
+def _alu_at(site: Site, origin: int | None) -> ir.Alu:
+    return next(i for f in site.module.functions for i in f.instructions()
+                if i.origin == origin and isinstance(i, ir.Alu))
+
+
+def _rebase(site: Site, add: ir.Alu, which: int) -> list[Candidate]:
+    """When the pointer is itself `base + s1` (and the verifier bounded s1 and s2 each but
+    lost how they relate, "offset + size <= 1024"): add the two offsets first, check the
+    sum, and point from the base: `base + (s1 + s2)`."""
+    pointer = add.operands[1 - which]
+    while isinstance(pointer, ir.Value) and isinstance(pointer.definition, ir.Alu) and \
+            pointer.definition.is_copy:
+        pointer = pointer.definition.operands[0]
+    if not isinstance(pointer, ir.Value):
+        return []
+    found = pointer_add(site, pointer)
+    if found is None or add.result is None:
+        return []
+    inner, inner_which, preg = found
+    base = site.reg_at(inner, preg)
+    assert base is not None
+    space = room(base)
+    if space is None or base.type == "pkt":
+        return []
+    limit = space - max(reach(add.result), 1) - (base.umax if not base.is_const else 0)
+    if limit < 0:
+        return []
+    outer_at, inner_at = add.origin, inner.origin
+
+    def rebase(s: Site) -> None:
+        outer, first = _alu_at(s, outer_at), _alu_at(s, inner_at)
+        assert outer.result is not None
+        b = Builder.before(outer)
+        total = b.alu(AluOp.ADD, first.operands[inner_which], outer.operands[which])
+        b.guard(JmpOp.GT, total, limit, code=0)
+        moved = b.alu(AluOp.ADD, first.operands[1 - inner_which], total)
+        replace_all_uses(outer.result, moved)
+
+    return [Candidate(f"add the offsets of insns {inner_at} and {outer_at} first, check the "
+                      f"sum is at most {limit}, and add it to the pointer", rebase)]
 
 
 register(Strategy(
