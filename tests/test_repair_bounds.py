@@ -260,3 +260,22 @@ def test_a_callback_past_its_array_is_a_true_bug(bpf_permitted):
     r = repair(obj, obj.programs[0], Options(timeout=20))
     assert r.status == "true_bug" and r.bug is not None and r.bug.confirmed
     assert r.bug.run["fault"].startswith("insn 28: out-of-bounds read of 8 bytes")
+
+
+def test_two_offsets_are_added_first_and_the_sum_checked(bpf_permitted):
+    """map_window_copy: the verifier bounds offset (<= 1023) and i (<= 63) each, so a check
+    on i alone leaves no room (at most 0: the proof finds inputs where it fires); the sum
+    offset + i checked against 1023 and added to the map value is proven, 4 times past the
+    unroll bound (the loop runs up to 64 trips)."""
+    obj, case, r = _repaired("map_window_copy")
+    assert r.status == "repaired", [(x.error.message, x.tried) for x in r.rounds]
+    (first,) = r.rounds
+    (refused,) = first.tried
+    assert refused.startswith("bounds: check the offset added at insn 39 is at most 0: "
+                              "proof refines")
+    assert first.candidate == ("add the offsets of insns 33 and 39 first, check the sum is "
+                               "at most 1023, and add it to the pointer")
+    assert r.proof is not None and r.proof.verdict == Verdict.EQUIVALENT
+    assert r.proof.unroll == 128
+    got = on_kernel(obj, r.program, bytes.fromhex(case["test"]["packet"]), None)
+    assert got["accepted"] and got["r0"] == case["test"]["retval"]
