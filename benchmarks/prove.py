@@ -20,7 +20,8 @@ pinned prog.o), its program against:
 4. round trip, as in 1;
 5. repair: for a false rejection that epass.repair.repair repairs (Options(): its default
    timeout and unroll bound, the kernel's verifier deciding), the repaired program, with
-   its abort exits, proven as the engine proves it (unroll 32, the engine's bound).
+   its abort exits, proven as the engine proved it (its bounds: unroll 32, or the deeper
+   unroll and step bounds it retried with).
 
 Every proof runs once (timeout 30 s for the whole proof, unroll 8 unless said), after
 one warm-up proof. Identical programs are decided by a syntax check in ~0 ms,
@@ -69,6 +70,7 @@ from epass.obj.model import BpfObject, Program  # noqa: E402
 from epass.obj.reader import read_object  # noqa: E402
 from epass.passes import parse_passes, run_passes  # noqa: E402
 from epass.repair import Options, repair  # noqa: E402
+from epass.repair.engine import DEEPER_STEPS  # noqa: E402
 from epass.smt import ProofInputs, ProofResult, Verdict, prove  # noqa: E402
 
 import progs  # noqa: E402
@@ -99,6 +101,7 @@ class Pair:
     original: list[Insn] = field(default_factory=list)
     transformed: list[Insn] = field(default_factory=list)
     unroll: int = UNROLL
+    max_total_steps: int | None = None  # prove's default unless set (the repair engine's)
 
     @property
     def source(self) -> str:
@@ -110,6 +113,8 @@ class Pair:
 
     @property
     def label(self) -> str:
+        if self.kind == "repair":
+            return f"repair (unroll {self.unroll})"
         return f"{self.kind}: {self.variant}" if self.variant else self.kind
 
     @property
@@ -181,9 +186,11 @@ class PhaseClock:
             aborts: list[int] | None = None) -> None:
         pair.original, pair.transformed = a, b
         self.spent = {}
+        bounds = {} if pair.max_total_steps is None else \
+            {"max_total_steps": pair.max_total_steps}
         try:
             pair.result = prove(a, b, inputs, timeout=TIMEOUT, unroll=pair.unroll,
-                                aborts=aborts or ())
+                                aborts=aborts or (), **bounds)
         except Exception as e:  # report every failure verbatim, keep going
             pair.error = f"prove: {type(e).__name__}: {e}"
         pair.phases = dict(self.spent)
@@ -295,7 +302,10 @@ def prove_corpus_case(clock: PhaseClock, case: Path, errors: list[str],
                                                        if r.strategy], fixed.time_ms))
         if fixed.status != "repaired":
             continue
-        p = Pair(stem, program.name, slots(a), "repair", unroll=REPAIR_UNROLL)
+        # the engine's own bounds (it retries deeper when a loop runs past the default)
+        unroll = fixed.proof.unroll if fixed.proof is not None else REPAIR_UNROLL
+        p = Pair(stem, program.name, slots(a), "repair", unroll=unroll,
+                 max_total_steps=DEEPER_STEPS if unroll > REPAIR_UNROLL else None)
         pairs.append(p)
         clock.run(p, a, interpreter_inputs(obj, fixed.program)[0], inputs,
                   fixed.program.aborts)
@@ -634,9 +644,9 @@ def main() -> None:
              f"- corpus: {len(cases)} cases of corpus/{{{','.join(CORPUS_SETS)}}}, "
              f"{len({p.name for p in corpus})} programs{size_range(corpus)}, {len(corpus)} "
              f"pairs ({sum(p.kind == 'repair' for p in corpus)} repaired programs)",
-             f"- prove(timeout={TIMEOUT:g}, unroll={UNROLL}; repaired programs unroll="
-             f"{REPAIR_UNROLL}, as the repair engine proves them); one run per pair; "
-             "wall-clock times."]
+             f"- prove(timeout={TIMEOUT:g}, unroll={UNROLL}; repaired programs with the "
+             f"repair engine's bound, {REPAIR_UNROLL} or the deeper one it retried with); "
+             "one run per pair; wall-clock times."]
     if args.only:
         lines.append(f"- **partial run**: only the pairs whose name contains `{args.only}`")
     lines += [""] + [f"- note: {n}" for n in notes] + [""]

@@ -74,7 +74,7 @@ def test_repaired_proven_and_runs(name, bpf_permitted):
 @functools.cache
 def _repaired(name: str) -> tuple:
     obj, case = _case(name)
-    return obj, case, repair(obj, obj.programs[0], Options(timeout=20))
+    return obj, case, repair(obj, obj.programs[0], Options(timeout=30))  # the CLI default
 
 
 def test_the_first_round_of_the_truncated_length_zero_extends_it(bpf_permitted):
@@ -257,7 +257,7 @@ def test_bpf_loop_in_z3():
 
 def test_a_callback_past_its_array_is_a_true_bug(bpf_permitted):
     obj = read_object(BUGS / "bpf_loop_one_too_many" / "prog.o")
-    r = repair(obj, obj.programs[0], Options(timeout=20))
+    r = repair(obj, obj.programs[0], Options(timeout=30))  # the CLI default
     assert r.status == "true_bug" and r.bug is not None and r.bug.confirmed
     assert r.bug.run["fault"].startswith("insn 28: out-of-bounds read of 8 bytes")
 

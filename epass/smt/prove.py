@@ -74,6 +74,7 @@ DEFAULT_UNROLL = 32  # each instruction at most this many times on a path
 REPLAY_RECORDS, MAX_RECORD = 4, 4096  # ring buffer records whose first bytes replays get
 SPLIT_OR = 8  # a difference with more disjuncts than this is solved one disjunct at a time
 FIRST_ROUND_MIN = 0.05  # seconds: the least a disjunct gets in the first round
+GROUP_MAX = 16  # disjuncts asked together at most (solve)
 MAX_TOTAL_STEPS = 200_000  # over all paths of one program: past it the answer is UNKNOWN
 ORIGINAL_RUNS = 8  # symbolic runs of originals kept for later proofs (see _run_original)
 
@@ -530,28 +531,55 @@ class _Checks:
         """sat (with `self.model`), unsat or unknown for `differ` within `seconds`.
 
         A disjunction of many independent differences (one per written address) is asked
-        one disjunct at a time: each is easy, while the whole one can make Z3 give up. A
-        first round gives each disjunct a share of the time, so that one hard disjunct
-        does not hide an easy sat one; the hard ones share what is left."""
+        in groups of disjuncts that double in size while Z3 answers unsat (up to GROUP_MAX):
+        a group is one query where single disjuncts would each repeat the work they share
+        (the path conditions), and the whole disjunction can make Z3 give up. A group Z3
+        gives up on is asked one disjunct at a time. This first round gives each group a
+        share of the time in proportion to its size, so that one hard disjunct does not
+        hide an easy sat one; the hard ones share what is left."""
         deadline = time.perf_counter() + seconds
         parts = differ.children() if z3.is_or(differ) and differ.num_args() > SPLIT_OR \
             else [differ]
-        for round_ in range(2):
-            hard = []
-            for k, part in enumerate(parts):
-                left = deadline - time.perf_counter()
-                if left <= 0:
-                    return z3.unknown
-                share = left / (len(parts) - k) if round_ == 0 and len(parts) > 1 else left
-                answer = self._check(part, min(left, max(share, FIRST_ROUND_MIN)))
-                if answer == z3.sat:
-                    return z3.sat
-                if answer == z3.unknown:
-                    hard.append(part)
-            if not hard:
-                return z3.unsat
-            parts = hard
-        return z3.unknown
+        hard = []
+
+        def ask(group: list[Any], remaining: int) -> Any:
+            """One query for `group` within its share of the time; None when out of time."""
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                return None
+            share = left * len(group) / remaining
+            query = group[0] if len(group) == 1 else z3.Or(*group)
+            return self._check(query, min(left, max(share, FIRST_ROUND_MIN)))
+
+        k, size = 0, 1
+        while k < len(parts):
+            group = parts[k:k + size]
+            answer = ask(group, len(parts) - k)
+            if answer is None:
+                return z3.unknown
+            if answer == z3.sat:
+                return z3.sat
+            if answer == z3.unknown:
+                for j, part in enumerate(group if len(group) > 1 else ()):
+                    answer = ask([part], len(parts) - k - j)
+                    if answer is None:
+                        return z3.unknown
+                    if answer == z3.sat:
+                        return z3.sat
+                    if answer == z3.unknown:
+                        hard.append(part)
+                if len(group) == 1:
+                    hard.append(group[0])
+                size = 1
+            else:
+                size = min(2 * size, GROUP_MAX)
+            k += len(group)
+        for part in hard:  # one after the other, each with all the time left
+            left = deadline - time.perf_counter()
+            answer = self._check(part, left) if left > 0 else z3.unknown
+            if answer != z3.unsat:
+                return answer
+        return z3.unsat
 
     def _check(self, part: Any, seconds: float) -> Any:
         """`part` is an assumption, not pushed: what the solver learns about the shared
@@ -561,41 +589,30 @@ class _Checks:
         answer = self.solver.check(part)
         if answer == z3.sat:
             self.model = self.solver.model()
-            self.solver.push()
-            self.solver.add(part)
-            self._shorten()
-            self.solver.pop()
+            self._shorten(part)
             self._mem0 = None
         return answer
 
-    def _shorten(self) -> None:
-        """Prefer a model the interpreter can replay (no map full: replays have room) and
-        then the shortest packet that still shows the difference (a smaller report)."""
-        self.solver.push()
+    def _shorten(self, part: Any) -> None:
+        """Prefer a model of `part` the interpreter can replay (no map full: replays have
+        room) and then the shortest packet that still shows the difference (a smaller
+        report). Assumptions again, not pushes."""
+        held = [part]
         prefer = [z3.Not(c) for c in self.p.choices + self.t.choices]
         start = z3.BitVecVal(PACKET_BASE + PACKET_HEADROOM, 64)
         if any(r.data is not None and not r.data.eq(start) for r in (self.p, self.t)):
             # bpf_xdp_adjust_head uncovered headroom: the interpreter's holds zeros
             prefer += [z3.Select(self.p.memory0, z3.BitVecVal(PACKET_BASE + k, 64)) == 0
                        for k in range(PACKET_HEADROOM)]
-        if prefer:
-            self.solver.add(*prefer)
-            if self.solver.check() == z3.sat:
-                self.model = self.solver.model()
-            else:
-                self.solver.pop()
-                self.solver.push()
+        if prefer and self.solver.check(*held, *prefer) == z3.sat:
+            self.model = self.solver.model()
+            held += prefer
         length = self.p.packet_len
         if length is not None and not z3.is_bv_value(length):
             for bound in (ETH_HLEN, 32, 64, 128, 256, 512, 1024):
-                self.solver.push()
-                self.solver.add(z3.ULE(length, bound))
-                if self.solver.check() == z3.sat:
+                if self.solver.check(*held, z3.ULE(length, bound)) == z3.sat:
                     self.model = self.solver.model()
-                    self.solver.pop()
                     break
-                self.solver.pop()
-        self.solver.pop()
 
     # ------------------------------------------------------------ counterexamples
 
