@@ -12,10 +12,16 @@ and memory, or exit with the same results (r0, packet, maps, context,
 helper calls). By induction over the segments a run takes, the programs
 then agree on every input, whatever the trip counts.
 
-The relation is fixed (equal registers, equal memory), so the mode proves
-only; a segment that fails means "not shown", never a counterexample of
-the whole programs: the state it starts from may be unreachable.
-Programs with bpf-to-bpf calls are left to unrolling.
+When registers equal by number do not hold at the headers (a register
+allocator renamed them, a pass keeps a counter of its own), `infer` looks
+for a relation that does: pairs of registers, values and objects the
+original's registers hold, stack bytes only the transformed program
+writes; it keeps only facts every segment preserves (Houdini).
+
+The mode proves only; a segment that fails means "not shown", never a
+counterexample of the whole programs: the state it starts from may be
+unreachable. Programs with bpf-to-bpf calls or callbacks are left to
+unrolling.
 """
 
 from __future__ import annotations
