@@ -306,7 +306,7 @@ def _prove_paired(original: list[Insn], transformed: list[Insn], inputs: ProofIn
                   env: SymbolicEnv, deadline: float, aborts: Sequence[int],
                   done: Any, inferred: bool = True) -> ProofResult:
     """Loop pairing (loops.py): every segment's checks, with the state at cut points
-    (`inferred`: also with a relation loops.infer finds)."""
+    (`inferred`: also with a relation relation.infer finds)."""
     fires = []
 
     def check(p: SymbolicResult, t: SymbolicResult) -> tuple[bool, str]:
