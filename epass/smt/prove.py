@@ -68,6 +68,7 @@ from epass.semantics.symbolic import (
 )
 from epass.smt.loops import loop_headers, segments
 from epass.smt.replay import replay
+from epass.smt.solver import PortfolioSolver
 from epass.uapi import ProgType
 
 DEFAULT_UNROLL = 32  # each instruction at most this many times on a path
@@ -288,8 +289,7 @@ def _cut_off_infeasible(p: SymbolicResult, t: SymbolicResult, seconds: float) ->
     cut = p.unfinished + t.unfinished
     if not cut or seconds <= 0:
         return False
-    solver = z3.Solver()
-    solver.set("timeout", max(1, int(seconds * 1000)))
+    solver = PortfolioSolver(int(seconds * 1000))
     if p.packet_len is not None and not z3.is_bv_value(p.packet_len):
         solver.add(z3.ULE(ETH_HLEN, p.packet_len), z3.ULE(p.packet_len, MAX_PACKET))
     solver.add(z3.Not(p.fault), *distinct_keys(p, t))  # as in the checks below
@@ -358,8 +358,7 @@ class _Checks:
         self.p, self.t = p, t
         self.inputs = inputs
         self.timeout_ms = int(timeout * 1000)
-        self.solver = z3.Solver()
-        self.solver.set("timeout", self.timeout_ms)
+        self.solver = PortfolioSolver(self.timeout_ms)
         if p.packet_len is not None and not z3.is_bv_value(p.packet_len):
             self.solver.add(z3.ULE(ETH_HLEN, p.packet_len), z3.ULE(p.packet_len, MAX_PACKET))
         self.solver.add(z3.Not(p.fault))  # the verifier keeps such inputs away
@@ -379,8 +378,7 @@ class _Checks:
     def abort_sites(self, slots: list[int]) -> list[AbortSite]:
         """When each abort fires and whether the original was unsafe there (a solver of its
         own: inputs on which the original faults matter here)."""
-        solver = z3.Solver()
-        solver.set("timeout", self.timeout_ms)
+        solver = PortfolioSolver(self.timeout_ms)
         solver.add(*distinct_keys(self.p, self.t))
         if self.p.packet_len is not None and not z3.is_bv_value(self.p.packet_len):
             solver.add(z3.ULE(ETH_HLEN, self.p.packet_len),
@@ -582,11 +580,8 @@ class _Checks:
         return z3.unsat
 
     def _check(self, part: Any, seconds: float) -> Any:
-        """`part` is an assumption, not pushed: what the solver learns about the shared
-        background (the original's faults, the path conditions) then serves every later
-        part too, where a pop would forget it (a split check runs many times faster)."""
-        self.solver.set("timeout", max(1, int(seconds * 1000)))
-        answer = self.solver.check(part)
+        """`part` with the shared facts, on a fresh solver (solver.py says why)."""
+        answer = self.solver.check(part, seconds=seconds)
         if answer == z3.sat:
             self.model = self.solver.model()
             self._shorten(part)
@@ -596,7 +591,7 @@ class _Checks:
     def _shorten(self, part: Any) -> None:
         """Prefer a model of `part` the interpreter can replay (no map full: replays have
         room) and then the shortest packet that still shows the difference (a smaller
-        report). Assumptions again, not pushes."""
+        report)."""
         held = [part]
         prefer = [z3.Not(c) for c in self.p.choices + self.t.choices]
         start = z3.BitVecVal(PACKET_BASE + PACKET_HEADROOM, 64)

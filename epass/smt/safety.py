@@ -33,6 +33,7 @@ from epass.smt.prove import (
     distinct_keys,
 )
 from epass.smt.query import UnknownAnswer
+from epass.smt.solver import PortfolioSolver
 
 
 @dataclass
@@ -58,7 +59,7 @@ def find_fault(insns: list[Insn], inputs: ProofInputs, *, timeout: float = 30.0,
         raise UnknownAnswer(str(e)) from None
     checks = _Checks(result, result, inputs, timeout)
     # the prover's solver assumes the verifier kept faulting inputs away: not here
-    checks.solver = z3.Solver()
+    checks.solver = PortfolioSolver(int(timeout * 1000))
     if result.packet_len is not None and not z3.is_bv_value(result.packet_len):
         checks.solver.add(z3.ULE(ETH_HLEN, result.packet_len),
                           z3.ULE(result.packet_len, MAX_PACKET))
