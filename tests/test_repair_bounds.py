@@ -171,9 +171,6 @@ def test_a_copy_to_another_place_is_not_equivalent():
     assert proof.counterexample is not None and proof.counterexample.confirmed
 
 
-@pytest.mark.xfail(reason="Z3 gives up on this maps check within 30 s since this round's "
-                   "array-lookup changes (seen at 35a49d1 too); prove answers UNKNOWN, never "
-                   "EQUIVALENT, so the gate stays sound; to be fixed next round", strict=False)
 def test_a_copy_of_another_length_is_not_equivalent():
     _, original, longer, inputs = _variant("pkt_len_u32_truncation", "br.32 jlt %11, 64",
                                            "br.32 jlt %11, 60")
