@@ -198,22 +198,28 @@ class _Graph:
         edges and may need a block of their own. Values the original program kept in
         different registers stay apart, so an untouched program comes back as it was."""
         parent: dict[Value, Value] = {}
+        # per web root, kept up to date as webs join (recomputing them on each join made
+        # a 33,000-value chain quadratic): members, neighbours of its members, the fixed
+        # registers, the forbidden registers and the original's registers of its members
         members: dict[Value, list[Value]] = {}
-        near: dict[Value, set[Value]] = {}  # web root -> neighbours of its members
+        near: dict[Value, set[Value]] = {}
+        fixed: dict[Value, set[int]] = {}
+        forbid: dict[Value, set[int]] = {}
+        regs: dict[Value, set[int]] = {}
 
         def find(v: Value) -> Value:
             while parent.get(v, v) is not v:
                 v = parent[v]
             return v
 
-        def fixed_of(root: Value) -> set[int]:
-            return {self.c.fixed[m] for m in members.get(root, [root]) if m in self.c.fixed}
-
-        def forbidden(root: Value) -> set[int]:
-            out: set[int] = set()
-            for m in members.get(root, [root]):
-                out |= self.forbid.get(m, set())
-            return out
+        def web(root: Value) -> None:
+            """Start the aggregates of a value that is still a web of its own."""
+            if root not in members:
+                members[root] = [root]
+                near[root] = set(self.adj[root])
+                fixed[root] = {self.c.fixed[root]} if root in self.c.fixed else set()
+                forbid[root] = set(self.forbid.get(root, set()))
+                regs[root] = {root.reg} if root.reg is not None else set()
 
         for a, b in self.edge_pairs + self.copy_pairs:
             if a not in self.adj or b not in self.adj:
@@ -221,19 +227,21 @@ class _Graph:
             ra, rb = find(a), find(b)
             if ra is rb:
                 continue
-            ma, mb = members.get(ra, [ra]), members.get(rb, [rb])
-            na = near.get(ra, self.adj[ra])
-            if any(m in na for m in mb):
+            web(ra)
+            web(rb)
+            if any(m in near[ra] for m in members[rb]):
                 continue  # they interfere
-            fa, fb = fixed_of(ra), fixed_of(rb)
-            if len(fa | fb) > 1 or (fa & forbidden(rb)) or (fb & forbidden(ra)):
+            fa, fb = fixed[ra], fixed[rb]
+            if len(fa | fb) > 1 or (fa & forbid[rb]) or (fb & forbid[ra]):
                 continue
-            if len({m.reg for m in ma + mb if m.reg is not None}) > 1:
+            if len(regs[ra] | regs[rb]) > 1:
                 continue  # the original kept them in two registers: keep its choice
             parent[rb] = ra
-            members[ra] = ma + mb
-            near[ra] = na | near.get(rb, self.adj[rb])
-            members.pop(rb, None)
+            members[ra] += members.pop(rb)
+            near[ra] |= near.pop(rb)
+            fixed[ra] |= fixed.pop(rb)
+            forbid[ra] |= forbid.pop(rb)
+            regs[ra] |= regs.pop(rb)
         return {v: members.get(find(v), [v]) for v in self.adj}
 
     def colour(self) -> Value | None:

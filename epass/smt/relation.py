@@ -30,6 +30,7 @@ from epass.semantics.symbolic import (
     distinct_keys,
     run_symbolic,
 )
+from epass.smt.solver import PortfolioSolver
 
 MAX_SEGMENT_STEPS = 20_000  # one iteration of a loop body, over all its paths
 # the memory model places each object (a stack frame, a map value, the packet, the
@@ -273,8 +274,8 @@ def _candidates(p: SymbolicResult, seen: list[frozenset | None], deadline: float
         left = deadline - time.perf_counter()
         if seen[k] is not None or left <= 0:
             continue
-        solver.set("timeout", max(1, int(left * 1000)))
-        if solver.check(_cut_of(p.r0) == k) != z3.sat:  # does not arrive (or Z3 gave up)
+        # does not arrive (or Z3 gave up)
+        if solver.check(_cut_of(p.r0) == k, seconds=left) != z3.sat:
             continue
         model = solver.model()
         facts = set()
@@ -297,10 +298,10 @@ def _private(runs: list[tuple[SymbolicResult, SymbolicResult]]) -> tuple[int, ..
     return tuple(sorted(wrote_t - wrote_p))
 
 
-def _solver(p: SymbolicResult, t: SymbolicResult) -> Any:
+def _solver(p: SymbolicResult, t: SymbolicResult) -> PortfolioSolver:
     """The inputs the checks consider: a packet of a possible length, hash map keys told
     apart, and no fault of the original (the verifier keeps such inputs away)."""
-    solver = z3.Solver()
+    solver = PortfolioSolver(0)  # each check gives its own time
     if p.packet_len is not None and not z3.is_bv_value(p.packet_len):
         solver.add(z3.ULE(ETH_HLEN, p.packet_len), z3.ULE(p.packet_len, MAX_PACKET))
     solver.add(z3.Not(p.fault), *distinct_keys(p, t))
@@ -330,8 +331,7 @@ def _broken(p: SymbolicResult, t: SymbolicResult, relation: Relation, deadline: 
         left = deadline - time.perf_counter()
         if left <= 0:
             return None
-        solver.set("timeout", max(1, int(left * 1000)))
-        outcome = solver.check(z3.Or(*candidates.values()))
+        outcome = solver.check(z3.Or(*candidates.values()), seconds=left)
         if outcome == z3.unsat:
             break
         if outcome != z3.sat:
