@@ -311,9 +311,23 @@ class Addresses:
         # the next one did (most paths leave most addresses alone), adds nothing
         for where, byte in reversed(maybe):
             if not byte.eq(value):
-                value = z3.If(where == addr.term, byte, value)
+                value = _ite(_eq(where, addr.term), byte, value)
         for cond, arm in reversed(arms):
             byte = self._read_at(arm, addr)
             if not byte.eq(value):
-                value = z3.If(cond, byte, value)
+                value = _ite(cond, byte, value)
         return value
+
+
+# Z3's C API directly, as in `store`: z3.If's and `==`'s checks and coercions of the
+# sorts cost more than the terms (reads through programs of hundreds of paths build tens
+# of thousands); the arguments here are of matching sorts already.
+def _ite(cond: Any, then: Any, other: Any) -> Any:
+    ctx = cond.ctx
+    return z3.BitVecRef(z3.Z3_mk_ite(ctx.ref(), cond.as_ast(), then.as_ast(), other.as_ast()),
+                        ctx)
+
+
+def _eq(a: Any, b: Any) -> Any:
+    ctx = a.ctx
+    return z3.BoolRef(z3.Z3_mk_eq(ctx.ref(), a.as_ast(), b.as_ast()), ctx)
