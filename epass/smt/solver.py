@@ -31,9 +31,9 @@ QUICK_MS = 20  # the incremental solver alone first: most checks take a few ms
 
 
 class PortfolioSolver:
-    """z3.Solver's `add`, `check(*assumptions)`, `model()` and `assertions()`; each
-    check is asked of an incremental and a fresh solver at once (`timeout_ms` each,
-    or `seconds`)."""
+    """z3.Solver's `add`, `check(*assumptions)`, `model()` and `assertions()`. A check
+    goes to the incremental solver for QUICK_MS, then to it and to a fresh solver at
+    once; `timeout_ms` (or `seconds`) bounds the whole check."""
 
     def __init__(self, timeout_ms: int) -> None:
         self.timeout_ms = timeout_ms
@@ -68,7 +68,10 @@ class PortfolioSolver:
         main_done = threading.Event()
 
         def run_fresh() -> None:
-            answers["fresh"] = fresh.check()
+            try:
+                answers["fresh"] = fresh.check()
+            except z3.Z3Exception:  # out of memory and the like: the other may answer
+                answers["fresh"] = z3.unknown
             # an interrupt that comes before the other check starts is lost: repeat it
             while answers["fresh"] != z3.unknown and not main_done.is_set():
                 self._incremental.interrupt()
