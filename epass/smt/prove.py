@@ -414,7 +414,7 @@ class _Checks:
         either program wrote: elsewhere both still hold the initial bytes, and a handful
         of addresses is far easier on Z3 than "some index i" over whole regions."""
         p, t = self.p, self.t
-        out = [("fault", t.fault), ("r0", p.r0 != t.r0)]
+        out = [("fault", _faults_beyond(t.fault, p.fault)), ("r0", _differ(p.r0, t.r0))]
         if p.packet_len is not None:
             data = z3.BitVecVal(PACKET_BASE + PACKET_HEADROOM, 64) if p.data is None else p.data
             # where data is at exit (bpf_xdp_adjust_head moves it): compared only when a
@@ -468,12 +468,20 @@ class _Checks:
         return list(seen.values())
 
     def _written_differ(self, tag: int, inside: Any) -> list[Any]:
-        return [z3.And(inside(a), self._at(self.p.mem, a) != self._at(self.t.mem, a))
-                for a in self._written(tag)]
+        if self.p.mem.eq(self.t.mem):  # the same memory at every exit: no byte differs
+            return []
+        out = []
+        for a in self._written(tag):
+            ours, theirs = self._at(self.p.mem, a), self._at(self.t.mem, a)
+            if not ours.eq(theirs):  # the same term: equal on every input
+                out.append(z3.And(inside(a), ours != theirs))
+        return out
 
     def _hash_differ(self, area: HashArea) -> list[Any]:
         """A slot is present in one program's map and not in the other's, or present in
         both with a different value byte."""
+        if self.p.mem.eq(self.t.mem):
+            return []
         out = []
         shift = area.shift
         for a in self._written(area.base >> 28):
@@ -521,8 +529,9 @@ class _Checks:
         for k in range(longest):
             sent = max((len(tr[k].output) for _, _, tr in ends if k < len(tr)), default=0)
             for part in [*range(-1, 5), *(str(j) for j in range(sent))]:
-                differ.append(column(self.p.path_ends, k, part) !=
-                              column(self.t.path_ends, k, part))
+                ours, theirs = column(self.p.path_ends, k, part), column(self.t.path_ends, k, part)
+                if not ours.eq(theirs):
+                    differ.append(ours != theirs)
         return z3.Or(*differ) if differ else z3.BoolVal(False)
 
     def solve(self, differ: Any, seconds: float) -> Any:
@@ -535,6 +544,8 @@ class _Checks:
         gives up on is asked one disjunct at a time. This first round gives each group a
         share of the time in proportion to its size, so that one hard disjunct does not
         hide an easy sat one; the hard ones share what is left."""
+        if z3.is_false(differ):
+            return z3.unsat
         deadline = time.perf_counter() + seconds
         parts = differ.children() if z3.is_or(differ) and differ.num_args() > SPLIT_OR \
             else [differ]
@@ -682,6 +693,23 @@ class _Checks:
         b = replay(transformed, self.inputs.prog_type, packet, ctx, specs, stacks, records,
                    self.model, self._unwritten(self.t))
         return Counterexample(packet, ctx, contents, a, b, a != b)
+
+
+def _differ(a: Any, b: Any) -> Any:
+    """`a != b`, False at once when they are the same term (programs that compute the same
+    values in other registers give the same terms: Z3 need not see them)."""
+    return z3.BoolVal(False) if a.eq(b) else a != b
+
+
+def _faults_beyond(t_fault: Any, p_fault: Any) -> Any:
+    """The transformed program's fault condition without the disjuncts that are also the
+    original's: the checks assume the original does not fault, so those cannot hold."""
+    ours = {c.get_id() for c in (p_fault.children() if z3.is_or(p_fault) else [p_fault])}
+    parts = t_fault.children() if z3.is_or(t_fault) else [t_fault]
+    left = [c for c in parts if c.get_id() not in ours]
+    if len(left) == len(parts):
+        return t_fault
+    return z3.Or(*left) if left else z3.BoolVal(False)
 
 
 def _array_bytes(term: Any) -> tuple[dict[int, int], int] | None:
