@@ -591,7 +591,7 @@ class _Checks:
         return z3.unsat
 
     def _check(self, part: Any, seconds: float) -> Any:
-        """`part` with the shared facts, on a fresh solver (solver.py says why)."""
+        """`part` with the shared facts, on the portfolio solver (solver.py says why)."""
         answer = self.solver.check(part, seconds=seconds)
         if answer == z3.sat:
             self.model = self.solver.model()
