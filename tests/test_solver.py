@@ -72,3 +72,12 @@ def test_a_check_ends_within_its_time():
     started = time.perf_counter()
     assert solver.check(seconds=0.3) == z3.unknown
     assert time.perf_counter() - started < 10  # not the hours the proof would take
+
+
+def test_facts_added_after_a_fresh_check_reach_the_fresh_solver():
+    solver = without_incremental()
+    factors(solver, 251 * 241)
+    assert solver.check() == z3.sat  # the fresh route: the facts so far go over
+    solver.add(z3.ULT(Y, 250))  # only 241 * 251 is left, and it needs y = 251
+    assert solver._incremental.check() == z3.unknown
+    assert solver.check() == z3.unsat

@@ -16,7 +16,8 @@ So a check the incremental solver (under assumptions) does not answer within
 QUICK_MS runs on both: the incremental solver again, in this thread, and a
 fresh solver in a Z3 context of its own (Z3 contexts may be used from
 different threads), in another. The first answer wins and interrupts the
-other. The facts every check shares are translated into that context once.
+other. The facts every check shares are translated into that context once, when
+a check first needs the fresh solver (most never do).
 """
 
 from __future__ import annotations
@@ -41,12 +42,11 @@ class PortfolioSolver:
         self._model: Any = None
         self._incremental = z3.Solver()
         self._ctx = z3.Context()
-        self._facts_there: list[Any] = []  # self.facts, translated into self._ctx
+        self._facts_there: list[Any] = []  # self.facts so far, translated into self._ctx
 
     def add(self, *facts: Any) -> None:
         self.facts.extend(facts)
         self._incremental.add(*facts)
-        self._facts_there.extend(f.translate(self._ctx) for f in facts)
 
     def assertions(self) -> list[Any]:
         return list(self.facts)
@@ -61,6 +61,8 @@ class PortfolioSolver:
             self._model = self._incremental.model() if answer == z3.sat else None
             return answer
         ms -= QUICK_MS
+        done = len(self._facts_there)
+        self._facts_there.extend(f.translate(self._ctx) for f in self.facts[done:])
         fresh = z3.Solver(ctx=self._ctx)
         fresh.set("timeout", ms)
         fresh.add(*self._facts_there, *(e.translate(self._ctx) for e in extra))
